@@ -1,1 +1,15 @@
-//! portcullis-core
+//! Portcullis' domain: the types every other crate speaks (users, groups, applications, tokens,
+//! certificate keypairs, brands, events), the rules that make them valid, and the `Clock`.
+//!
+//! Nothing here does I/O. The store persists these types, the HTTP layer renders them, and the
+//! protocol crates reason about them; the rules that decide whether a value is acceptable live
+//! here once, so the API, the CLI and blueprints all refuse the same things.
+
+pub mod clock;
+pub mod error;
+pub mod model;
+pub mod validate;
+
+pub use clock::{Clock, FixedClock, SystemClock};
+pub use error::{CoreError, FieldErrors};
+pub use model::*;

@@ -1,1 +1,228 @@
-//! portcullis-store
+//! Portcullis' storage: the one place that knows SQL.
+//!
+//! One implementation serves SQLite (embedded, the default) and PostgreSQL: queries and
+//! migrations are written once with SeaORM and run on both, and the same test suite runs against
+//! both. Every mutation runs in one transaction together with the audit event that records it, so
+//! a change and its event are stored together or not at all.
+//!
+//! SQLite allows one writer at a time. Rather than letting concurrent writers collide and fail
+//! with "database is locked", the SQLite store keeps a separate single-connection pool for
+//! writes: writers queue for it (bounded by the acquire timeout) while readers use a pool of
+//! their own, which WAL lets run alongside the writer. On PostgreSQL both are one pool.
+
+mod applications;
+mod brands;
+mod certificates;
+pub mod entity;
+mod error;
+mod events;
+mod groups;
+pub mod migration;
+mod query;
+mod tokens;
+mod users;
+
+use std::str::FromStr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use portcullis_core::Clock;
+use sea_orm::{DatabaseConnection, SqlxPostgresConnector, SqlxSqliteConnector};
+use sea_orm_migration::MigratorTrait;
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+
+pub use error::StoreError;
+pub use events::EventFilter;
+pub use groups::{GroupFilter, GroupWithMembers};
+pub use query::ListQuery;
+pub use tokens::TokenFilter;
+pub use users::{UserFilter, UserWithGroups};
+
+/// Which database a store talks to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+/// Tuning of the connection pools.
+#[derive(Debug, Clone)]
+pub struct StoreOptions {
+    pub max_connections: u32,
+    /// How long a request waits for a connection (SQLite writers queue here) before failing.
+    pub acquire_timeout: Duration,
+}
+
+impl Default for StoreOptions {
+    fn default() -> Self {
+        Self {
+            max_connections: 16,
+            acquire_timeout: Duration::from_secs(30),
+        }
+    }
+}
+
+/// The handle everything else uses to read and write. Cheap to clone.
+#[derive(Clone, Debug)]
+pub struct Store {
+    read: DatabaseConnection,
+    write: DatabaseConnection,
+    backend: Backend,
+    clock: Arc<dyn Clock>,
+}
+
+impl Store {
+    /// Connects to `url` (`sqlite://PATH` or `postgres://...`). SQLite databases are created
+    /// when missing and run in WAL mode with full fsync on commit, so an acknowledged write
+    /// survives a crash of the process or the machine.
+    pub async fn connect(
+        url: &str,
+        options: &StoreOptions,
+        clock: Arc<dyn Clock>,
+    ) -> Result<Self, StoreError> {
+        if url.starts_with("sqlite:") {
+            let connect = SqliteConnectOptions::from_str(url)
+                .map_err(|e| StoreError::Config(format!("invalid SQLite URL: {e}")))?
+                .create_if_missing(true)
+                .journal_mode(SqliteJournalMode::Wal)
+                .synchronous(SqliteSynchronous::Full)
+                .foreign_keys(true)
+                .busy_timeout(Duration::from_secs(30));
+            // The writer first: it creates the file and switches it to WAL before readers open.
+            let write_pool = SqlitePoolOptions::new()
+                .max_connections(1)
+                .min_connections(1)
+                .acquire_timeout(options.acquire_timeout)
+                .connect_with(connect.clone())
+                .await
+                .map_err(|e| StoreError::Connect(e.to_string()))?;
+            let read_pool = SqlitePoolOptions::new()
+                .max_connections(options.max_connections.max(1))
+                .acquire_timeout(options.acquire_timeout)
+                .connect_with(connect.read_only(true))
+                .await
+                .map_err(|e| StoreError::Connect(e.to_string()))?;
+            Ok(Self {
+                read: SqlxSqliteConnector::from_sqlx_sqlite_pool(read_pool),
+                write: SqlxSqliteConnector::from_sqlx_sqlite_pool(write_pool),
+                backend: Backend::Sqlite,
+                clock,
+            })
+        } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
+            let connect = PgConnectOptions::from_str(url)
+                .map_err(|e| StoreError::Config(format!("invalid PostgreSQL URL: {e}")))?;
+            let pool = PgPoolOptions::new()
+                .max_connections(options.max_connections.max(2))
+                .acquire_timeout(options.acquire_timeout)
+                .connect_with(connect)
+                .await
+                .map_err(|e| StoreError::Connect(e.to_string()))?;
+            let conn = SqlxPostgresConnector::from_sqlx_postgres_pool(pool);
+            Ok(Self {
+                read: conn.clone(),
+                write: conn,
+                backend: Backend::Postgres,
+                clock,
+            })
+        } else {
+            Err(StoreError::Config(format!(
+                "unsupported database URL (expected sqlite:// or postgres://): {}",
+                redact_url(url)
+            )))
+        }
+    }
+
+    pub fn backend(&self) -> Backend {
+        self.backend
+    }
+
+    pub fn clock(&self) -> &Arc<dyn Clock> {
+        &self.clock
+    }
+
+    /// Applies every pending migration. Safe to call on every start.
+    pub async fn migrate(&self) -> Result<(), StoreError> {
+        migration::Migrator::up(&self.write, None).await?;
+        Ok(())
+    }
+
+    /// Whether the database answers.
+    pub async fn ping(&self) -> Result<(), StoreError> {
+        self.read.ping().await?;
+        Ok(())
+    }
+
+    /// Closes the pools, waiting for connections in use.
+    pub async fn close(self) {
+        let _ = self.read.close().await;
+        if self.backend == Backend::Sqlite {
+            let _ = self.write.close().await;
+        }
+    }
+}
+
+/// A database URL with any password replaced, fit for logs and error messages.
+pub fn redact_url(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(s), Some(at)) if at > s => {
+            let creds = url.get(s + 3..at).unwrap_or("");
+            let user = creds.split(':').next().unwrap_or("");
+            format!(
+                "{}{}:***@{}",
+                url.get(..s + 3).unwrap_or(""),
+                user,
+                url.get(at + 1..).unwrap_or("")
+            )
+        }
+        _ => url.to_owned(),
+    }
+}
+
+/// Creates a fresh, empty PostgreSQL database next to the one `admin_url` names and returns its
+/// URL. Used by tests and benchmarks to isolate runs on one server.
+pub async fn create_postgres_database(admin_url: &str, name: &str) -> Result<String, StoreError> {
+    use sqlx::Connection;
+    if !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+        return Err(StoreError::Config(format!(
+            "invalid database name {name:?}"
+        )));
+    }
+    let mut conn = sqlx::PgConnection::connect(admin_url)
+        .await
+        .map_err(|e| StoreError::Connect(e.to_string()))?;
+    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE \"{name}\"")))
+        .execute(&mut conn)
+        .await
+        .map_err(|e| StoreError::Connect(e.to_string()))?;
+    let _ = conn.close().await;
+    let base = match admin_url.rfind('/') {
+        Some(i)
+            if admin_url
+                .get(..i)
+                .is_some_and(|p| p.ends_with(|c: char| c != '/')) =>
+        {
+            admin_url.get(..i).unwrap_or(admin_url)
+        }
+        _ => admin_url,
+    };
+    let (base, query) = match admin_url.find('?') {
+        Some(q) => (base, admin_url.get(q..).unwrap_or("")),
+        None => (base, ""),
+    };
+    Ok(format!("{base}/{name}{query}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn redacts_passwords() {
+        assert_eq!(
+            redact_url("postgres://u:secret@h:5432/db"),
+            "postgres://u:***@h:5432/db"
+        );
+        assert_eq!(redact_url("sqlite://data/x.db"), "sqlite://data/x.db");
+    }
+}

@@ -1,0 +1,188 @@
+//! Field rules shared by the API, the CLI and blueprints.
+
+use crate::FieldErrors;
+
+pub const USERNAME_MAX: usize = 150;
+pub const NAME_MAX: usize = 256;
+pub const SLUG_MAX: usize = 50;
+pub const TEXT_MAX: usize = 4096;
+
+/// Usernames: 1..=150 characters, no control characters, no leading/trailing whitespace.
+pub fn username(errors: &mut FieldErrors, field: &str, value: &str) {
+    if value.is_empty() {
+        errors.add(field, "This field may not be blank.");
+    } else if value.chars().count() > USERNAME_MAX {
+        errors.add(
+            field,
+            format!("Ensure this field has no more than {USERNAME_MAX} characters."),
+        );
+    } else if value.chars().any(char::is_control) || value.trim() != value {
+        errors.add(
+            field,
+            "Enter a valid username: no control characters or surrounding spaces.",
+        );
+    }
+}
+
+/// A required, bounded, printable string.
+pub fn text(errors: &mut FieldErrors, field: &str, value: &str, max: usize, allow_blank: bool) {
+    if !allow_blank && value.trim().is_empty() {
+        errors.add(field, "This field may not be blank.");
+    } else if value.chars().count() > max {
+        errors.add(
+            field,
+            format!("Ensure this field has no more than {max} characters."),
+        );
+    } else if value
+        .chars()
+        .any(|c| c.is_control() && c != '\n' && c != '\r' && c != '\t')
+    {
+        errors.add(field, "Control characters are not allowed.");
+    }
+}
+
+/// Email addresses: blank is allowed (authentik's email is optional); otherwise one `@` with a
+/// non-empty local part and a dotted or plain domain, no whitespace, at most 254 characters.
+pub fn email(errors: &mut FieldErrors, field: &str, value: &str) {
+    if value.is_empty() {
+        return;
+    }
+    let ok = value.len() <= 254
+        && !value.chars().any(|c| c.is_whitespace() || c.is_control())
+        && match value.rsplit_once('@') {
+            Some((local, domain)) => {
+                !local.is_empty()
+                    && !domain.is_empty()
+                    && !domain.contains('@')
+                    && !domain.starts_with('.')
+                    && !domain.ends_with('.')
+                    && !domain.contains("..")
+            }
+            None => false,
+        };
+    if !ok {
+        errors.add(field, "Enter a valid email address.");
+    }
+}
+
+/// Slugs as Django's SlugField: letters, digits, `-` and `_`, 1..=50.
+pub fn slug(errors: &mut FieldErrors, field: &str, value: &str) {
+    if value.is_empty() {
+        errors.add(field, "This field may not be blank.");
+    } else if value.len() > SLUG_MAX {
+        errors.add(
+            field,
+            format!("Ensure this field has no more than {SLUG_MAX} characters."),
+        );
+    } else if !value
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+    {
+        errors.add(
+            field,
+            "Enter a valid “slug” consisting of letters, numbers, underscores or hyphens.",
+        );
+    }
+}
+
+/// A path as authentik's user path: `/`-separated segments, no leading/trailing slash, no
+/// empty segment.
+pub fn user_path(errors: &mut FieldErrors, field: &str, value: &str) {
+    if value.is_empty()
+        || value.starts_with('/')
+        || value.ends_with('/')
+        || value.split('/').any(str::is_empty)
+        || value.len() > 200
+        || value.chars().any(char::is_control)
+    {
+        errors.add(
+            field,
+            "Enter a valid path: segments separated by '/', no leading or trailing '/'.",
+        );
+    }
+}
+
+/// Optional URL: blank, or absolute http(s)/custom-scheme URL without whitespace.
+pub fn url(errors: &mut FieldErrors, field: &str, value: &str) {
+    if value.is_empty() {
+        return;
+    }
+    let ok = value.len() <= 2000
+        && !value.chars().any(|c| c.is_whitespace() || c.is_control())
+        && value.split_once("://").is_some_and(|(scheme, rest)| {
+            !scheme.is_empty()
+                && scheme
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "+-.".contains(c))
+                && !rest.is_empty()
+        });
+    if !ok {
+        errors.add(field, "Enter a valid URL.");
+    }
+}
+
+/// `attributes` must be a JSON object, bounded in size.
+pub fn attributes(errors: &mut FieldErrors, field: &str, value: &serde_json::Value) {
+    if !value.is_object() {
+        errors.add(field, "Expected a dictionary of items.");
+    } else if serde_json::to_vec(value)
+        .map(|v| v.len())
+        .unwrap_or(usize::MAX)
+        > 256 * 1024
+    {
+        errors.add(field, "Attributes are too large (at most 256 KiB).");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn check(f: impl Fn(&mut FieldErrors)) -> bool {
+        let mut e = FieldErrors::new();
+        f(&mut e);
+        e.is_empty()
+    }
+
+    #[test]
+    fn emails() {
+        assert!(check(|e| email(e, "email", "")));
+        assert!(check(|e| email(e, "email", "a@b.c")));
+        assert!(check(|e| email(e, "email", "root@localhost")));
+        assert!(!check(|e| email(e, "email", "a b@c.d")));
+        assert!(!check(|e| email(e, "email", "nope")));
+        assert!(!check(|e| email(e, "email", "@x.y")));
+        assert!(!check(|e| email(e, "email", "a@.y")));
+    }
+
+    #[test]
+    fn usernames() {
+        assert!(check(|e| username(e, "username", "akadmin")));
+        assert!(!check(|e| username(e, "username", "")));
+        assert!(!check(|e| username(e, "username", " x")));
+        assert!(!check(|e| username(e, "username", "a\u{0}b")));
+        assert!(!check(|e| username(e, "username", &"x".repeat(151))));
+    }
+
+    #[test]
+    fn slugs_and_paths() {
+        assert!(check(|e| slug(e, "slug", "my-app_1")));
+        assert!(!check(|e| slug(e, "slug", "my app")));
+        assert!(check(|e| user_path(e, "path", "users")));
+        assert!(check(|e| user_path(
+            e,
+            "path",
+            "goauthentik.io/service-accounts"
+        )));
+        assert!(!check(|e| user_path(e, "path", "/users")));
+        assert!(!check(|e| user_path(e, "path", "a//b")));
+    }
+
+    #[test]
+    fn urls() {
+        assert!(check(|e| url(e, "u", "")));
+        assert!(check(|e| url(e, "u", "https://example.com/x")));
+        assert!(!check(|e| url(e, "u", "javascript alert")));
+        assert!(!check(|e| url(e, "u", "https://exa mple.com")));
+    }
+}

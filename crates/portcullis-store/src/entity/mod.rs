@@ -1,0 +1,11 @@
+//! Row types: one SeaORM entity per table. They are the database's shape, kept apart from the
+//! domain types in `portcullis-core`; the `into_domain` conversions live beside each entity.
+
+pub mod application;
+pub mod brand;
+pub mod certificate_keypair;
+pub mod event;
+pub mod group;
+pub mod group_user;
+pub mod token;
+pub mod user;

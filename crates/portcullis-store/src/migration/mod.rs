@@ -1,0 +1,18 @@
+//! Schema migrations, written once for SQLite and PostgreSQL with SeaORM's schema builder.
+//!
+//! Forward-only: a migration on `main` is never edited; a change adds a new one. The
+//! `seaql_migrations` table records which ran, so `migrate` is idempotent and safe to run from
+//! several processes in turn.
+
+use sea_orm_migration::prelude::*;
+
+mod m0001_initial;
+
+pub struct Migrator;
+
+#[async_trait::async_trait]
+impl MigratorTrait for Migrator {
+    fn migrations() -> Vec<Box<dyn MigrationTrait>> {
+        vec![Box::new(m0001_initial::Migration)]
+    }
+}

@@ -1,0 +1,479 @@
+//! The store contract, run against SQLite and PostgreSQL alike.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
+
+use portcullis_core::*;
+use portcullis_store::{EventFilter, GroupFilter, ListQuery, StoreError, UserFilter};
+use portcullis_testkit::{Backend, both_backends, test_store};
+
+fn actor() -> Actor {
+    Actor {
+        user: Some(EventUser {
+            pk: 0,
+            email: String::new(),
+            username: "tester".into(),
+        }),
+        client_ip: Some("127.0.0.1".into()),
+        brand: None,
+    }
+}
+
+async fn users_round_trip(b: Backend) {
+    let (store, _db) = test_store(b).await;
+    let admins = store
+        .create_group(
+            NewGroup {
+                name: "admins".into(),
+                is_superuser: true,
+                parent: None,
+                attributes: serde_json::json!({}),
+                users: vec![],
+            },
+            &actor(),
+        )
+        .await
+        .unwrap();
+    let mut n = NewUser::named("alice");
+    n.email = "alice@example.com".into();
+    n.groups = vec![admins.group.uuid];
+    n.password_hash = Some("$argon2id$fake".into());
+    let u = store.create_user(n, &actor()).await.unwrap();
+    assert!(u.user.is_superuser);
+    assert!(u.user.has_password);
+    assert_eq!(u.groups.len(), 1);
+
+    let dup = store.create_user(NewUser::named("alice"), &actor()).await;
+    assert!(
+        matches!(dup, Err(StoreError::Conflict { ref field }) if field == "username"),
+        "{dup:?}"
+    );
+
+    let found = store.find_user_by_username("alice").await.unwrap();
+    assert_eq!(found.user.uuid, u.user.uuid);
+    assert_eq!(
+        store
+            .find_password_hash(u.user.pk)
+            .await
+            .unwrap()
+            .as_deref(),
+        Some("$argon2id$fake")
+    );
+
+    let patched = store
+        .update_user(
+            u.user.pk,
+            UserPatch {
+                name: Some("Alice A.".into()),
+                groups: Some(vec![]),
+                ..Default::default()
+            },
+            &actor(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(patched.user.name, "Alice A.");
+    assert!(!patched.user.is_superuser);
+
+    // A failed update changes nothing.
+    let bad = store
+        .update_user(
+            u.user.pk,
+            UserPatch {
+                name: Some("x".into()),
+                groups: Some(vec![uuid::Uuid::new_v4()]),
+                ..Default::default()
+            },
+            &actor(),
+        )
+        .await;
+    assert!(matches!(bad, Err(StoreError::InvalidReference { .. })));
+    assert_eq!(
+        store.find_user(u.user.pk).await.unwrap().user.name,
+        "Alice A."
+    );
+
+    store.delete_user(u.user.pk, &actor()).await.unwrap();
+    assert!(matches!(
+        store.find_user(u.user.pk).await,
+        Err(StoreError::NotFound)
+    ));
+}
+
+async fn user_lists_filter_search_and_page(b: Backend) {
+    let (store, _db) = test_store(b).await;
+    let g = store
+        .create_group(
+            NewGroup {
+                name: "staff".into(),
+                is_superuser: false,
+                parent: None,
+                attributes: serde_json::json!({}),
+                users: vec![],
+            },
+            &actor(),
+        )
+        .await
+        .unwrap();
+    for i in 0..25 {
+        let mut n = NewUser::named(&format!("user{i:02}"));
+        n.email = format!("u{i}@Example.com");
+        n.is_active = i % 2 == 0;
+        if i < 3 {
+            n.groups = vec![g.group.uuid];
+        }
+        store.create_user(n, &actor()).await.unwrap();
+    }
+    let q = ListQuery {
+        page: PageRequest {
+            page: 2,
+            page_size: 10,
+        },
+        ..Default::default()
+    };
+    let p = store.list_users(&UserFilter::default(), &q).await.unwrap();
+    assert_eq!(p.count, 25);
+    assert_eq!(p.items.len(), 10);
+    assert_eq!(p.items[0].user.username, "user10");
+
+    let active = store
+        .list_users(
+            &UserFilter {
+                is_active: Some(true),
+                ..Default::default()
+            },
+            &ListQuery::default(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(active.count, 13);
+    let staff = store
+        .list_users(
+            &UserFilter {
+                groups_by_name: vec!["staff".into()],
+                ..Default::default()
+            },
+            &ListQuery::default(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(staff.count, 3);
+    let search = store
+        .list_users(
+            &UserFilter::default(),
+            &ListQuery {
+                search: Some("U1@EXAMPLE".into()),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(search.count, 1, "case-insensitive search on email");
+    let pct = store
+        .list_users(
+            &UserFilter::default(),
+            &ListQuery {
+                search: Some("%".into()),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(pct.count, 0, "LIKE wildcards are escaped");
+    let desc = store
+        .list_users(
+            &UserFilter::default(),
+            &ListQuery {
+                ordering: Ordering::parse("-username"),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(desc.items[0].user.username, "user24");
+}
+
+async fn groups_membership_and_parents(b: Backend) {
+    let (store, _db) = test_store(b).await;
+    let u = store
+        .create_user(NewUser::named("bob"), &actor())
+        .await
+        .unwrap();
+    let parent = store
+        .create_group(
+            NewGroup {
+                name: "parent".into(),
+                is_superuser: false,
+                parent: None,
+                attributes: serde_json::json!({}),
+                users: vec![],
+            },
+            &actor(),
+        )
+        .await
+        .unwrap();
+    let child = store
+        .create_group(
+            NewGroup {
+                name: "child".into(),
+                is_superuser: false,
+                parent: Some(parent.group.uuid),
+                attributes: serde_json::json!({"a": 1}),
+                users: vec![u.user.pk],
+            },
+            &actor(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(child.group.parent, Some(parent.group.uuid));
+    assert_eq!(child.parent_name.as_deref(), Some("parent"));
+    assert_eq!(child.users.len(), 1);
+
+    // A loop is refused and changes nothing.
+    let looped = store
+        .update_group(
+            parent.group.uuid,
+            GroupPatch {
+                parent: Some(Some(child.group.uuid)),
+                ..Default::default()
+            },
+            &actor(),
+        )
+        .await;
+    assert!(matches!(looped, Err(StoreError::InvalidReference { ref field }) if field == "parent"));
+    assert_eq!(
+        store
+            .find_group(parent.group.uuid)
+            .await
+            .unwrap()
+            .group
+            .parent,
+        None
+    );
+
+    store
+        .add_user_to_group(parent.group.uuid, u.user.pk, &actor())
+        .await
+        .unwrap();
+    store
+        .add_user_to_group(parent.group.uuid, u.user.pk, &actor())
+        .await
+        .unwrap();
+    assert_eq!(store.find_user(u.user.pk).await.unwrap().groups.len(), 2);
+    let of_bob = store
+        .list_groups(
+            &GroupFilter {
+                members_by_username: vec!["bob".into()],
+                ..Default::default()
+            },
+            &ListQuery::default(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(of_bob.count, 2);
+    store
+        .remove_user_from_group(parent.group.uuid, u.user.pk, &actor())
+        .await
+        .unwrap();
+    assert_eq!(store.find_user(u.user.pk).await.unwrap().groups.len(), 1);
+
+    store
+        .delete_group(parent.group.uuid, &actor())
+        .await
+        .unwrap();
+    assert_eq!(
+        store
+            .find_group(child.group.uuid)
+            .await
+            .unwrap()
+            .group
+            .parent,
+        None
+    );
+}
+
+async fn tokens_by_hash(b: Backend) {
+    let (store, _db) = test_store(b).await;
+    let u = store
+        .create_user(NewUser::named("carol"), &actor())
+        .await
+        .unwrap();
+    let t = store
+        .create_token(
+            NewToken {
+                identifier: "carol-api".into(),
+                intent: TokenIntent::Api,
+                user_pk: u.user.pk,
+                description: String::new(),
+                expires: None,
+                expiring: false,
+                managed: None,
+                key: "k".into(),
+            },
+            "hash1".into(),
+            "enc1".into(),
+            &actor(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        store.find_token_by_key_hash("hash1").await.unwrap().uuid,
+        t.uuid
+    );
+    assert!(matches!(
+        store.find_token_by_key_hash("nope").await,
+        Err(StoreError::NotFound)
+    ));
+    assert_eq!(
+        store.view_token_key("carol-api", &actor()).await.unwrap(),
+        "enc1"
+    );
+    let views = store
+        .list_events(
+            &EventFilter {
+                action: Some("secret_view".into()),
+                ..Default::default()
+            },
+            &ListQuery::default(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(views.count, 1);
+    // Deleting the user removes its tokens.
+    store.delete_user(u.user.pk, &actor()).await.unwrap();
+    assert!(matches!(
+        store.find_token("carol-api").await,
+        Err(StoreError::NotFound)
+    ));
+}
+
+async fn applications_and_brands(b: Backend) {
+    let (store, _db) = test_store(b).await;
+    let app = Application {
+        uuid: uuid::Uuid::nil(),
+        name: "Wiki".into(),
+        slug: "wiki".into(),
+        provider: None,
+        group: String::new(),
+        meta_launch_url: String::new(),
+        meta_description: String::new(),
+        meta_publisher: String::new(),
+        meta_icon: None,
+        policy_engine_mode: PolicyEngineMode::Any,
+        open_in_new_tab: false,
+    };
+    store
+        .create_application(app.clone(), &actor())
+        .await
+        .unwrap();
+    assert!(
+        matches!(store.create_application(app, &actor()).await, Err(StoreError::Conflict { ref field }) if field == "slug")
+    );
+    let renamed = store
+        .update_application(
+            "wiki",
+            ApplicationPatch {
+                slug: Some("wiki2".into()),
+                ..Default::default()
+            },
+            &actor(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(renamed.slug, "wiki2");
+
+    let mut b1 = Brand::fallback();
+    b1.uuid = uuid::Uuid::nil();
+    b1.domain = "a.example".into();
+    b1.default = true;
+    let b1 = store.create_brand(b1, &actor()).await.unwrap();
+    let mut b2 = Brand::fallback();
+    b2.uuid = uuid::Uuid::nil();
+    b2.domain = "b.example".into();
+    b2.default = true;
+    store.create_brand(b2, &actor()).await.unwrap();
+    assert!(
+        !store.find_brand(b1.uuid).await.unwrap().default,
+        "one default brand at a time"
+    );
+}
+
+async fn events_record_changes(b: Backend) {
+    let (store, _db) = test_store(b).await;
+    store
+        .create_user(NewUser::named("dave"), &actor())
+        .await
+        .unwrap();
+    let created = store
+        .list_events(
+            &EventFilter {
+                action: Some("model_created".into()),
+                username: Some("tester".into()),
+                client_ip: Some("127.0.0.1".into()),
+                ..Default::default()
+            },
+            &ListQuery::default(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(created.count, 1);
+    assert_eq!(created.items[0].context["model"]["name"], "dave");
+    // A failed create records nothing.
+    let _ = store.create_user(NewUser::named("dave"), &actor()).await;
+    let all = store
+        .list_events(&EventFilter::default(), &ListQuery::default())
+        .await
+        .unwrap();
+    assert_eq!(all.count, 1);
+}
+
+async fn migrate_twice_is_a_no_op(b: Backend) {
+    let (store, _db) = test_store(b).await;
+    store
+        .create_user(NewUser::named("erin"), &actor())
+        .await
+        .unwrap();
+    store.migrate().await.unwrap();
+    assert!(store.find_user_by_username("erin").await.is_ok());
+}
+
+async fn concurrent_writers_all_succeed(b: Backend) {
+    let (store, _db) = test_store(b).await;
+    let mut tasks = Vec::new();
+    for w in 0..8 {
+        let store = store.clone();
+        tasks.push(tokio::spawn(async move {
+            for i in 0..15 {
+                store
+                    .create_user(NewUser::named(&format!("w{w}-{i}")), &Actor::system())
+                    .await?;
+                store
+                    .list_users(&UserFilter::default(), &ListQuery::default())
+                    .await?;
+            }
+            Ok::<_, StoreError>(())
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap().unwrap();
+    }
+    let all = store
+        .list_users(&UserFilter::default(), &ListQuery::default())
+        .await
+        .unwrap();
+    assert_eq!(all.count, 120);
+}
+
+both_backends!(
+    users_round_trip,
+    user_lists_filter_search_and_page,
+    groups_membership_and_parents,
+    tokens_by_hash,
+    applications_and_brands,
+    events_record_changes,
+    migrate_twice_is_a_no_op,
+    concurrent_writers_all_succeed,
+);
