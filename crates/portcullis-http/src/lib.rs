@@ -1,1 +1,87 @@
-//! portcullis-http
+//! Everything HTTP: the REST API v3 (authentik's paths and shapes) and its OpenAPI document,
+//! health and metrics endpoints, and the single mapping from errors to responses. This is the
+//! only crate that knows axum; handlers decode, call the store and the domain, and encode.
+
+pub mod api;
+pub mod error;
+pub mod extract;
+pub mod health;
+pub mod openapi;
+pub mod pagination;
+pub mod serializers;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::http::{HeaderName, Request};
+use portcullis_core::Clock;
+use portcullis_crypto::{PasswordHasher, SecretBox};
+use portcullis_store::Store;
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::timeout::TimeoutLayer;
+use tower_http::trace::TraceLayer;
+
+/// The largest request body the API accepts.
+pub const MAX_BODY_BYTES: usize = 1024 * 1024;
+
+/// What every handler shares.
+#[derive(Debug)]
+pub struct AppState {
+    pub store: Store,
+    pub secrets: SecretBox,
+    pub hasher: PasswordHasher,
+    pub clock: Arc<dyn Clock>,
+    /// A stable id of this installation, derived from the secret key; salts user `uid`s.
+    pub install_id: String,
+    /// Set once startup has finished (migrations, bootstrap).
+    pub ready: std::sync::atomic::AtomicBool,
+}
+
+impl AppState {
+    pub fn new(store: Store, secrets: SecretBox, hasher: PasswordHasher, secret_key: &str) -> Self {
+        let clock = store.clock().clone();
+        let install_id =
+            portcullis_crypto::sha256_hex(format!("portcullis-install-id:{secret_key}").as_bytes())
+                .chars()
+                .take(32)
+                .collect();
+        Self {
+            store,
+            secrets,
+            hasher,
+            clock,
+            install_id,
+            ready: std::sync::atomic::AtomicBool::new(false),
+        }
+    }
+
+    /// authentik's `uid`: SHA-256 of the installation id and the user's pk, stable and opaque.
+    pub fn user_uid(&self, pk: i32) -> String {
+        portcullis_crypto::sha256_hex(format!("{}-{pk}", self.install_id).as_bytes())
+    }
+}
+
+const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+
+/// The whole HTTP application: API, schema and health endpoints, with request ids, request
+/// logs, a body size limit and a request timeout.
+pub fn router(state: Arc<AppState>) -> Router {
+    let (api, _) = openapi::api_router().split_for_parts();
+    Router::new()
+        .merge(api)
+        .merge(health::router())
+        .merge(openapi::schema_router())
+        .fallback(api::fallback)
+        .with_state(state)
+        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .layer(TimeoutLayer::with_status_code(axum::http::StatusCode::REQUEST_TIMEOUT, Duration::from_secs(60)))
+        .layer(PropagateRequestIdLayer::new(REQUEST_ID))
+        .layer(TraceLayer::new_for_http().make_span_with(|req: &Request<_>| {
+            let id = req.headers().get(&REQUEST_ID).and_then(|v| v.to_str().ok()).unwrap_or("");
+            tracing::info_span!("request", method = %req.method(), path = %req.uri().path(), request_id = %id)
+        }))
+        .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
+        .layer(axum::middleware::from_fn(health::track_metrics))
+}

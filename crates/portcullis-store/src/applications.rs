@@ -13,6 +13,14 @@ use crate::events::record;
 use crate::query::{ordered, paged, search_condition};
 use crate::{ListQuery, Store, StoreError};
 
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ApplicationFilter {
+    pub name: Option<String>,
+    pub slug: Option<String>,
+    pub group: Option<String>,
+    pub meta_publisher: Option<String>,
+}
+
 fn to_domain(m: application::Model) -> Result<Application, StoreError> {
     Ok(Application {
         uuid: m.uuid,
@@ -87,8 +95,24 @@ impl Store {
         to_domain(find_model(&self.read, slug).await?)
     }
 
-    pub async fn list_applications(&self, q: &ListQuery) -> Result<Page<Application>, StoreError> {
+    pub async fn list_applications(
+        &self,
+        f: &ApplicationFilter,
+        q: &ListQuery,
+    ) -> Result<Page<Application>, StoreError> {
         let mut s = application::Entity::find();
+        if let Some(v) = &f.name {
+            s = s.filter(application::Column::Name.eq(v.as_str()));
+        }
+        if let Some(v) = &f.slug {
+            s = s.filter(application::Column::Slug.eq(v.as_str()));
+        }
+        if let Some(v) = &f.group {
+            s = s.filter(application::Column::Group.eq(v.as_str()));
+        }
+        if let Some(v) = &f.meta_publisher {
+            s = s.filter(application::Column::MetaPublisher.eq(v.as_str()));
+        }
         if let Some(term) = q.search.as_deref().filter(|t| !t.is_empty()) {
             s = s.filter(search_condition(
                 term,

@@ -84,7 +84,8 @@ impl Store {
     ) -> Result<Page<Event>, StoreError> {
         let mut select = event::Entity::find();
         if let Some(a) = &filter.action {
-            select = select.filter(event::Column::Action.eq(a.as_str()));
+            // authentik filters `action` by "contains".
+            select = select.filter(search_condition(a, &[event::Column::Action]));
         }
         if let Some(u) = &filter.username {
             select = select.filter(event::Column::Username.eq(u.as_str()));

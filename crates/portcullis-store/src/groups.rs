@@ -444,3 +444,22 @@ impl Store {
         Ok(())
     }
 }
+
+impl Store {
+    /// The direct children of a group.
+    pub async fn list_group_children(&self, uuid: Uuid) -> Result<Vec<Group>, StoreError> {
+        let parent = find_model(&self.read, uuid).await?;
+        let children = group::Entity::find()
+            .filter(group::Column::ParentId.eq(parent.id))
+            .all(&self.read)
+            .await?;
+        let mut parents = HashMap::new();
+        parents.insert(parent.id, (parent.uuid, parent.name));
+        let mut out: Vec<Group> = children
+            .into_iter()
+            .map(|c| group_to_domain(c, &parents))
+            .collect();
+        out.sort_by(|a, b| a.name.cmp(&b.name));
+        Ok(out)
+    }
+}

@@ -32,6 +32,8 @@ use sea_orm_migration::MigratorTrait;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 
+pub use applications::ApplicationFilter;
+pub use certificates::CertificateKeyPairPatch;
 pub use error::StoreError;
 pub use events::EventFilter;
 pub use groups::{GroupFilter, GroupWithMembers};

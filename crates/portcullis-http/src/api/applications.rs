@@ -1,0 +1,192 @@
+//! `core/applications/`, looked up by slug. Any authenticated user may read; only superusers
+//! write. (Per-user filtering by policy arrives with the policy engine.)
+
+use std::sync::Arc;
+
+use axum::Json;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use portcullis_core::{Application, ApplicationPatch, FieldErrors, PolicyEngineMode, validate};
+
+use super::{check, require};
+use crate::AppState;
+use crate::error::ApiResult;
+use crate::extract::{ApiJson, Auth, QueryParams};
+use crate::pagination::{check_page, list_query};
+use crate::serializers::{ApplicationRequest, ApplicationSerializer, PaginatedApplicationList};
+
+fn validate_request(r: &ApplicationRequest, errors: &mut FieldErrors) {
+    if let Some(v) = &r.name {
+        validate::text(errors, "name", v, validate::NAME_MAX, false);
+    }
+    if let Some(v) = &r.slug {
+        validate::slug(errors, "slug", v);
+    }
+    if let Some(v) = &r.meta_launch_url {
+        validate::url(errors, "meta_launch_url", v);
+    }
+    for (field, v) in [
+        ("meta_description", &r.meta_description),
+        ("meta_publisher", &r.meta_publisher),
+        ("group", &r.group),
+        ("meta_icon", &r.meta_icon),
+    ] {
+        if let Some(v) = v {
+            validate::text(errors, field, v, validate::TEXT_MAX, true);
+        }
+    }
+    if let Some(Some(_)) = r.provider {
+        // Providers arrive with their own issues; until then no provider pk exists.
+        errors.add("provider", "Invalid pk - object does not exist.");
+    }
+    if r.backchannel_providers
+        .as_ref()
+        .is_some_and(|b| !b.is_empty())
+    {
+        errors.add(
+            "backchannel_providers",
+            "Invalid pk - object does not exist.",
+        );
+    }
+}
+
+#[utoipa::path(get, path = "/api/v3/core/applications/", tag = "core", operation_id = "core_applications_list",
+    params(("name" = Option<String>, Query), ("slug" = Option<String>, Query), ("group" = Option<String>, Query), ("search" = Option<String>, Query),
+        ("ordering" = Option<String>, Query), ("page" = Option<u64>, Query), ("page_size" = Option<u64>, Query)),
+    responses((status = 200, body = PaginatedApplicationList)))]
+pub async fn list(
+    State(state): State<Arc<AppState>>,
+    _auth: Auth,
+    q: QueryParams,
+) -> ApiResult<Json<PaginatedApplicationList>> {
+    let lq = list_query(&q)?;
+    let filter = portcullis_store::ApplicationFilter {
+        name: q.string("name"),
+        slug: q.string("slug"),
+        group: q.string("group"),
+        meta_publisher: q.string("meta_publisher"),
+    };
+    let page = state.store.list_applications(&filter, &lq).await?;
+    check_page(&lq.page, page.count)?;
+    let results = page.items.iter().map(ApplicationSerializer::from).collect();
+    Ok(Json(PaginatedApplicationList::new(
+        &lq.page, page.count, results,
+    )))
+}
+
+#[utoipa::path(post, path = "/api/v3/core/applications/", tag = "core", operation_id = "core_applications_create",
+    request_body = ApplicationRequest, responses((status = 201, body = ApplicationSerializer), (status = 400), (status = 403)))]
+pub async fn create(
+    State(state): State<Arc<AppState>>,
+    auth: Auth,
+    ApiJson(r): ApiJson<ApplicationRequest>,
+) -> ApiResult<(StatusCode, Json<ApplicationSerializer>)> {
+    auth.require_superuser()?;
+    let mut errors = FieldErrors::new();
+    require(
+        &mut errors,
+        &[("name", r.name.is_some()), ("slug", r.slug.is_some())],
+    );
+    validate_request(&r, &mut errors);
+    check(errors)?;
+    let app = Application {
+        uuid: uuid::Uuid::nil(),
+        name: r.name.unwrap_or_default(),
+        slug: r.slug.unwrap_or_default(),
+        provider: r.provider.flatten(),
+        group: r.group.unwrap_or_default(),
+        meta_launch_url: r.meta_launch_url.unwrap_or_default(),
+        meta_description: r.meta_description.unwrap_or_default(),
+        meta_publisher: r.meta_publisher.unwrap_or_default(),
+        meta_icon: r.meta_icon.filter(|i| !i.is_empty()),
+        policy_engine_mode: r.policy_engine_mode.unwrap_or(PolicyEngineMode::Any),
+        open_in_new_tab: r.open_in_new_tab.unwrap_or(false),
+    };
+    let created = state.store.create_application(app, &auth.actor()).await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(ApplicationSerializer::from(&created)),
+    ))
+}
+
+#[utoipa::path(get, path = "/api/v3/core/applications/{slug}/", tag = "core", operation_id = "core_applications_retrieve",
+    params(("slug" = String, Path)), responses((status = 200, body = ApplicationSerializer), (status = 404)))]
+pub async fn retrieve(
+    State(state): State<Arc<AppState>>,
+    _auth: Auth,
+    Path(slug): Path<String>,
+) -> ApiResult<Json<ApplicationSerializer>> {
+    Ok(Json(ApplicationSerializer::from(
+        &state.store.find_application(&slug).await?,
+    )))
+}
+
+async fn update_inner(
+    state: &AppState,
+    auth: &Auth,
+    slug: &str,
+    r: ApplicationRequest,
+    partial: bool,
+) -> ApiResult<Json<ApplicationSerializer>> {
+    auth.require_superuser()?;
+    state.store.find_application(slug).await?;
+    let mut errors = FieldErrors::new();
+    if !partial {
+        require(
+            &mut errors,
+            &[("name", r.name.is_some()), ("slug", r.slug.is_some())],
+        );
+    }
+    validate_request(&r, &mut errors);
+    check(errors)?;
+    let patch = ApplicationPatch {
+        name: r.name,
+        slug: r.slug,
+        provider: r.provider,
+        group: r.group,
+        meta_launch_url: r.meta_launch_url,
+        meta_description: r.meta_description,
+        meta_publisher: r.meta_publisher,
+        policy_engine_mode: r.policy_engine_mode,
+        open_in_new_tab: r.open_in_new_tab,
+    };
+    let a = state
+        .store
+        .update_application(slug, patch, &auth.actor())
+        .await?;
+    Ok(Json(ApplicationSerializer::from(&a)))
+}
+
+#[utoipa::path(put, path = "/api/v3/core/applications/{slug}/", tag = "core", operation_id = "core_applications_update",
+    params(("slug" = String, Path)), request_body = ApplicationRequest, responses((status = 200, body = ApplicationSerializer), (status = 400), (status = 404)))]
+pub async fn update(
+    State(state): State<Arc<AppState>>,
+    auth: Auth,
+    Path(slug): Path<String>,
+    ApiJson(r): ApiJson<ApplicationRequest>,
+) -> ApiResult<Json<ApplicationSerializer>> {
+    update_inner(&state, &auth, &slug, r, false).await
+}
+
+#[utoipa::path(patch, path = "/api/v3/core/applications/{slug}/", tag = "core", operation_id = "core_applications_partial_update",
+    params(("slug" = String, Path)), request_body = ApplicationRequest, responses((status = 200, body = ApplicationSerializer), (status = 400), (status = 404)))]
+pub async fn partial_update(
+    State(state): State<Arc<AppState>>,
+    auth: Auth,
+    Path(slug): Path<String>,
+    ApiJson(r): ApiJson<ApplicationRequest>,
+) -> ApiResult<Json<ApplicationSerializer>> {
+    update_inner(&state, &auth, &slug, r, true).await
+}
+
+#[utoipa::path(delete, path = "/api/v3/core/applications/{slug}/", tag = "core", operation_id = "core_applications_destroy",
+    params(("slug" = String, Path)), responses((status = 204), (status = 404)))]
+pub async fn destroy(
+    State(state): State<Arc<AppState>>,
+    auth: Auth,
+    Path(slug): Path<String>,
+) -> ApiResult<StatusCode> {
+    auth.require_superuser()?;
+    state.store.delete_application(&slug, &auth.actor()).await?;
+    Ok(StatusCode::NO_CONTENT)
+}

@@ -1,0 +1,34 @@
+//! REST API v3 handlers, one module per resource, at authentik's paths.
+
+pub mod applications;
+pub mod brands;
+pub mod certificates;
+pub mod events;
+pub mod groups;
+pub mod tokens;
+pub mod users;
+
+use crate::error::ApiError;
+
+/// Anything unrouted: a JSON 404 like the rest of the API.
+pub async fn fallback() -> ApiError {
+    ApiError::NotFound
+}
+
+/// Collects field errors into a result.
+pub(crate) fn check(errors: portcullis_core::FieldErrors) -> Result<(), ApiError> {
+    if errors.is_empty() {
+        Ok(())
+    } else {
+        Err(ApiError::Validation(errors))
+    }
+}
+
+/// "This field is required." for each `(name, present)` that is missing.
+pub(crate) fn require(errors: &mut portcullis_core::FieldErrors, fields: &[(&str, bool)]) {
+    for (name, present) in fields {
+        if !present {
+            errors.add(name, "This field is required.");
+        }
+    }
+}

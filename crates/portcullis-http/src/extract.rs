@@ -1,0 +1,279 @@
+//! Request extraction: JSON bodies with DRF-style errors, query strings with repeated keys,
+//! bearer-token authentication and the client's address.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{ConnectInfo, FromRequest, FromRequestParts, Request};
+use axum::http::request::Parts;
+use axum::http::{StatusCode, header};
+use portcullis_core::{Actor, EventUser, FieldErrors};
+use portcullis_store::{StoreError, UserWithGroups};
+use serde::de::DeserializeOwned;
+
+use crate::AppState;
+use crate::error::ApiError;
+
+/// A JSON body deserialized into `T`. Malformed JSON is a 400 `{"detail"}`; a value of the
+/// wrong type is a 400 naming the field; a body over the limit is a 413.
+pub struct ApiJson<T>(pub T);
+
+impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for ApiJson<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        let is_json = req
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .map(|ct| {
+                let mime = ct
+                    .split(';')
+                    .next()
+                    .unwrap_or("")
+                    .trim()
+                    .to_ascii_lowercase();
+                mime == "application/json"
+                    || (mime.starts_with("application/") && mime.ends_with("+json"))
+            })
+            .unwrap_or(false);
+        let bytes = Bytes::from_request(req, state)
+            .await
+            .map_err(|e: BytesRejection| {
+                if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+                    ApiError::PayloadTooLarge
+                } else {
+                    ApiError::BadRequest(format!("Could not read the request body: {e}"))
+                }
+            })?;
+        if !is_json {
+            return Err(ApiError::UnsupportedMediaType);
+        }
+        parse_json(&bytes).map(ApiJson)
+    }
+}
+
+/// Parses `bytes` as JSON into `T` with DRF-shaped errors.
+pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    let value: serde_json::Value = serde_json::from_slice(bytes)
+        .map_err(|e| ApiError::BadRequest(format!("JSON parse error - {e}")))?;
+    if !value.is_object() {
+        return Err(ApiError::field(
+            "non_field_errors",
+            "Invalid data. Expected a dictionary.",
+        ));
+    }
+    serde_path_to_error::deserialize(value).map_err(|e| {
+        let path = e.path().to_string();
+        let field = path
+            .split(['.', '['])
+            .next()
+            .filter(|f| !f.is_empty() && *f != "?")
+            .unwrap_or("non_field_errors");
+        ApiError::Validation(FieldErrors::single(
+            field,
+            clean_serde_message(&e.inner().to_string()),
+        ))
+    })
+}
+
+fn clean_serde_message(m: &str) -> String {
+    // serde's messages end with " at line N column M" for some errors; the field says where.
+    match m.find(" at line ") {
+        Some(i) => m.get(..i).unwrap_or(m).to_owned(),
+        None => m.to_owned(),
+    }
+}
+
+/// The query string as pairs, keeping repeated keys (`?type=a&type=b`).
+#[derive(Debug, Default, Clone)]
+pub struct QueryParams(pub Vec<(String, String)>);
+
+impl<S: Send + Sync> FromRequestParts<S> for QueryParams {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        let q = parts.uri.query().unwrap_or("");
+        if q.len() > 8192 {
+            return Err(ApiError::BadRequest("Query string too long.".into()));
+        }
+        Ok(QueryParams(
+            form_urlencoded::parse(q.as_bytes()).into_owned().collect(),
+        ))
+    }
+}
+
+impl QueryParams {
+    pub fn get(&self, key: &str) -> Option<&str> {
+        self.0
+            .iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.as_str())
+    }
+
+    pub fn get_all(&self, key: &str) -> Vec<&str> {
+        self.0
+            .iter()
+            .filter(|(k, _)| k == key)
+            .map(|(_, v)| v.as_str())
+            .collect()
+    }
+
+    pub fn has(&self, key: &str) -> bool {
+        self.0.iter().any(|(k, _)| k == key)
+    }
+
+    pub fn string(&self, key: &str) -> Option<String> {
+        self.get(key).map(str::to_owned)
+    }
+
+    pub fn bool(&self, key: &str) -> Result<Option<bool>, ApiError> {
+        match self.get(key) {
+            None | Some("") => Ok(None),
+            Some("true" | "True" | "1") => Ok(Some(true)),
+            Some("false" | "False" | "0") => Ok(Some(false)),
+            Some(_) => Err(ApiError::field(key, "Enter a valid boolean.")),
+        }
+    }
+
+    pub fn int<T: std::str::FromStr>(&self, key: &str) -> Result<Option<T>, ApiError> {
+        match self.get(key) {
+            None | Some("") => Ok(None),
+            Some(v) => v
+                .parse()
+                .map(Some)
+                .map_err(|_| ApiError::field(key, "Enter a whole number.")),
+        }
+    }
+
+    pub fn ints<T: std::str::FromStr>(&self, key: &str) -> Result<Vec<T>, ApiError> {
+        self.get_all(key)
+            .into_iter()
+            .filter(|v| !v.is_empty())
+            .map(|v| {
+                v.parse()
+                    .map_err(|_| ApiError::field(key, "Enter a whole number."))
+            })
+            .collect()
+    }
+
+    pub fn uuids(&self, key: &str) -> Result<Vec<uuid::Uuid>, ApiError> {
+        self.get_all(key)
+            .into_iter()
+            .filter(|v| !v.is_empty())
+            .map(|v| {
+                v.parse()
+                    .map_err(|_| ApiError::field(key, "Must be a valid UUID."))
+            })
+            .collect()
+    }
+}
+
+/// The authenticated caller of an API request.
+#[derive(Debug, Clone)]
+pub struct Auth {
+    pub user: UserWithGroups,
+    pub client_ip: Option<String>,
+}
+
+impl Auth {
+    pub fn is_superuser(&self) -> bool {
+        self.user.user.is_superuser
+    }
+
+    pub fn pk(&self) -> i32 {
+        self.user.user.pk
+    }
+
+    pub fn require_superuser(&self) -> Result<(), ApiError> {
+        if self.is_superuser() {
+            Ok(())
+        } else {
+            Err(ApiError::Forbidden)
+        }
+    }
+
+    /// The actor recorded on events this request causes.
+    pub fn actor(&self) -> Actor {
+        Actor {
+            user: Some(EventUser {
+                pk: self.user.user.pk,
+                email: self.user.user.email.clone(),
+                username: self.user.user.username.clone(),
+            }),
+            client_ip: self.client_ip.clone(),
+            brand: None,
+        }
+    }
+}
+
+/// The peer address of the connection (proxies are not trusted yet).
+pub fn client_ip(parts: &Parts) -> Option<String> {
+    parts
+        .extensions
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|ConnectInfo(addr)| addr.ip().to_canonical().to_string())
+}
+
+impl FromRequestParts<Arc<AppState>> for Auth {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &Arc<AppState>,
+    ) -> Result<Self, Self::Rejection> {
+        let header = parts
+            .headers
+            .get(header::AUTHORIZATION)
+            .ok_or(ApiError::Unauthenticated)?;
+        let value = header.to_str().map_err(|_| ApiError::InvalidCredentials)?;
+        let (scheme, key) = value.split_once(' ').ok_or(ApiError::InvalidCredentials)?;
+        let key = key.trim();
+        if !scheme.eq_ignore_ascii_case("bearer") || key.is_empty() || key.len() > 512 {
+            return Err(ApiError::InvalidCredentials);
+        }
+        let user = state.authenticate_token(key).await?;
+        Ok(Auth {
+            user,
+            client_ip: client_ip(parts),
+        })
+    }
+}
+
+/// The client's address without requiring authentication.
+pub struct ClientIp(pub Option<String>);
+
+impl<S: Send + Sync> FromRequestParts<S> for ClientIp {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        Ok(ClientIp(client_ip(parts)))
+    }
+}
+
+impl AppState {
+    /// Resolves an API token key to its active user. Only `api`-intent tokens that have not
+    /// expired, owned by active users, authenticate API requests.
+    pub async fn authenticate_token(&self, key: &str) -> Result<UserWithGroups, ApiError> {
+        let hash = portcullis_crypto::sha256_hex(key.as_bytes());
+        let token = match self.store.find_token_by_key_hash(&hash).await {
+            Ok(t) => t,
+            Err(StoreError::NotFound) => return Err(ApiError::InvalidCredentials),
+            Err(e) => return Err(e.into()),
+        };
+        if token.intent != portcullis_core::TokenIntent::Api || token.is_expired(self.clock.now()) {
+            return Err(ApiError::InvalidCredentials);
+        }
+        let user = match self.store.find_user(token.user_pk).await {
+            Ok(u) => u,
+            Err(StoreError::NotFound) => return Err(ApiError::InvalidCredentials),
+            Err(e) => return Err(e.into()),
+        };
+        if !user.user.is_active {
+            return Err(ApiError::InvalidCredentials);
+        }
+        Ok(user)
+    }
+}
