@@ -220,6 +220,7 @@ pub struct Application {
     pub meta_icon: Option<String>,
     pub policy_engine_mode: PolicyEngineMode,
     pub open_in_new_tab: bool,
+    pub meta_hide: bool,
 }
 
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -233,6 +234,8 @@ pub struct ApplicationPatch {
     pub meta_publisher: Option<String>,
     pub policy_engine_mode: Option<PolicyEngineMode>,
     pub open_in_new_tab: Option<bool>,
+    pub meta_hide: Option<bool>,
+    pub meta_icon: Option<Option<String>>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -416,7 +416,7 @@ impl From<&Application> for ApplicationSerializer {
             meta_publisher: a.meta_publisher.clone(),
             policy_engine_mode: a.policy_engine_mode.as_str().to_owned(),
             group: a.group.clone(),
-            meta_hide: false,
+            meta_hide: a.meta_hide,
         }
     }
 }

@@ -35,6 +35,7 @@ fn to_domain(m: application::Model) -> Result<Application, StoreError> {
         meta_publisher: m.meta_publisher,
         meta_icon: m.meta_icon,
         open_in_new_tab: m.open_in_new_tab,
+        meta_hide: m.meta_hide,
     })
 }
 
@@ -82,6 +83,7 @@ impl Store {
             meta_icon: Set(a.meta_icon),
             policy_engine_mode: Set(a.policy_engine_mode.as_str().to_owned()),
             open_in_new_tab: Set(a.open_in_new_tab),
+            meta_hide: Set(a.meta_hide),
             ..Default::default()
         }
         .insert(&txn)
@@ -181,6 +183,12 @@ impl Store {
         }
         if let Some(v) = p.open_in_new_tab {
             am.open_in_new_tab = Set(v);
+        }
+        if let Some(v) = p.meta_hide {
+            am.meta_hide = Set(v);
+        }
+        if let Some(v) = p.meta_icon {
+            am.meta_icon = Set(v);
         }
         let m = am.update(&txn).await?;
         record(&txn, self, actor, app_event(EventAction::ModelUpdated, &m)).await?;

@@ -50,6 +50,16 @@ async fn find_model<C: ConnectionTrait>(db: &C, uuid: Uuid) -> Result<kp::Model,
         .ok_or(StoreError::NotFound)
 }
 
+/// Filters of the keypair list.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CertificateFilter {
+    pub has_key: Option<bool>,
+    pub name: Option<String>,
+    /// `rsa`, `ec`, `ed25519`, ...: the certificate's key type.
+    pub key_types: Vec<String>,
+    pub managed: Option<String>,
+}
+
 /// A replacement of a keypair's data; `None` keeps the field.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct CertificateKeyPairPatch {
@@ -136,12 +146,18 @@ impl Store {
 
     pub async fn list_certificate_keypairs(
         &self,
-        has_key: Option<bool>,
-        name: Option<&str>,
+        f: &CertificateFilter,
         q: &ListQuery,
     ) -> Result<Page<CertificateKeyPair>, StoreError> {
         let mut s = kp::Entity::find();
-        match has_key {
+        if !f.key_types.is_empty() {
+            s = s.filter(kp::Column::PrivateKeyType.is_in(f.key_types.iter().map(String::as_str)));
+        }
+        if let Some(m) = &f.managed {
+            s = s.filter(kp::Column::Managed.eq(m.as_str()));
+        }
+        let name = f.name.as_deref();
+        match f.has_key {
             Some(true) => s = s.filter(kp::Column::KeyData.is_not_null()),
             Some(false) => s = s.filter(kp::Column::KeyData.is_null()),
             None => {}

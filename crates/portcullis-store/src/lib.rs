@@ -33,7 +33,7 @@ use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 
 pub use applications::ApplicationFilter;
-pub use certificates::CertificateKeyPairPatch;
+pub use certificates::{CertificateFilter, CertificateKeyPairPatch};
 pub use error::StoreError;
 pub use events::EventFilter;
 pub use groups::{GroupFilter, GroupWithMembers};

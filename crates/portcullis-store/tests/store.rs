@@ -364,6 +364,7 @@ async fn applications_and_brands(b: Backend) {
         meta_icon: None,
         policy_engine_mode: PolicyEngineMode::Any,
         open_in_new_tab: false,
+        meta_hide: false,
     };
     store
         .create_application(app.clone(), &actor())

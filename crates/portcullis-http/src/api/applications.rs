@@ -101,6 +101,7 @@ pub async fn create(
         meta_icon: r.meta_icon.filter(|i| !i.is_empty()),
         policy_engine_mode: r.policy_engine_mode.unwrap_or(PolicyEngineMode::Any),
         open_in_new_tab: r.open_in_new_tab.unwrap_or(false),
+        meta_hide: r.meta_hide.unwrap_or(false),
     };
     let created = state.store.create_application(app, &auth.actor()).await?;
     Ok((
@@ -149,6 +150,8 @@ async fn update_inner(
         meta_publisher: r.meta_publisher,
         policy_engine_mode: r.policy_engine_mode,
         open_in_new_tab: r.open_in_new_tab,
+        meta_hide: r.meta_hide,
+        meta_icon: r.meta_icon.map(|i| Some(i).filter(|i| !i.is_empty())),
     };
     let a = state
         .store

@@ -64,7 +64,7 @@ pub fn inspect(cert_pem: &str, key_pem: Option<&str>) -> Result<CertificateFacts
 }
 
 #[utoipa::path(get, path = "/api/v3/crypto/certificatekeypairs/", tag = "crypto", operation_id = "crypto_certificatekeypairs_list",
-    params(("name" = Option<String>, Query), ("has_key" = Option<bool>, Query), ("search" = Option<String>, Query),
+    params(("name" = Option<String>, Query), ("has_key" = Option<bool>, Query), ("key_type" = Option<Vec<String>>, Query), ("managed" = Option<String>, Query), ("search" = Option<String>, Query),
         ("ordering" = Option<String>, Query), ("page" = Option<u64>, Query), ("page_size" = Option<u64>, Query)),
     responses((status = 200, body = PaginatedCertificateKeyPairList), (status = 403)))]
 pub async fn list(
@@ -74,10 +74,18 @@ pub async fn list(
 ) -> ApiResult<Json<PaginatedCertificateKeyPairList>> {
     auth.require_superuser()?;
     let lq = list_query(&q)?;
-    let page = state
-        .store
-        .list_certificate_keypairs(q.bool("has_key")?, q.get("name"), &lq)
-        .await?;
+    let filter = portcullis_store::CertificateFilter {
+        has_key: q.bool("has_key")?,
+        name: q.string("name"),
+        key_types: q
+            .get_all("key_type")
+            .into_iter()
+            .filter(|k| !k.is_empty())
+            .map(str::to_owned)
+            .collect(),
+        managed: q.string("managed"),
+    };
+    let page = state.store.list_certificate_keypairs(&filter, &lq).await?;
     check_page(&lq.page, page.count)?;
     let results = page
         .items

@@ -18,6 +18,7 @@ pub struct Model {
     pub meta_icon: Option<String>,
     pub policy_engine_mode: String,
     pub open_in_new_tab: bool,
+    pub meta_hide: bool,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

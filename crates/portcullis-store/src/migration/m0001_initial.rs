@@ -112,6 +112,7 @@ impl MigrationTrait for Migration {
                 .col(text_null(n("meta_icon")))
                 .col(string_len(n("policy_engine_mode"), 8))
                 .col(boolean(n("open_in_new_tab")))
+                .col(boolean(n("meta_hide")))
                 .take(),
         )
         .await?;

@@ -1,0 +1,196 @@
+//! First-start state: the data directory, the secret key, the administrator, the superuser
+//! group, the bootstrap token, the self-signed certificate and the default brand.
+//!
+//! Every step looks before it creates and treats "someone else just created it" as success, so
+//! running it twice, or from two processes on one PostgreSQL at once, creates nothing twice.
+
+use std::path::Path;
+
+use anyhow::Context;
+use portcullis_core::{
+    ADMIN_GROUP_NAME, ADMIN_USERNAME, Actor, Brand, NewGroup, NewToken, NewUser, TokenIntent,
+};
+use portcullis_store::{Store, StoreError};
+use secrecy::{ExposeSecret, SecretString};
+
+use crate::config::Config;
+
+/// Identifier of the token created from `PORTCULLIS_BOOTSTRAP_TOKEN`.
+pub const BOOTSTRAP_TOKEN_IDENTIFIER: &str = "portcullis-bootstrap-token";
+/// Name of the generated self-signed certificate keypair.
+pub const SELF_SIGNED_NAME: &str = "Portcullis Self-signed Certificate";
+/// Domain of the brand created on first start.
+pub const DEFAULT_BRAND_DOMAIN: &str = "portcullis-default";
+
+/// Reads the secret key from the configuration, or from `DATA_DIR/secret_key`, generating it
+/// there (mode 0600) on first start.
+pub fn secret_key(config: &Config) -> anyhow::Result<SecretString> {
+    if let Some(k) = &config.secret_key {
+        return Ok(k.clone());
+    }
+    let path = config.data_dir.join("secret_key");
+    match std::fs::read_to_string(&path) {
+        Ok(k) if !k.trim().is_empty() => return Ok(SecretString::from(k.trim().to_owned())),
+        Ok(_) => anyhow::bail!("{} is empty", path.display()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(e).with_context(|| format!("cannot read {}", path.display())),
+    }
+    let key = portcullis_crypto::generate_secret_key();
+    write_private(&path, &key)?;
+    Ok(SecretString::from(key))
+}
+
+fn write_private(path: &Path, content: &str) -> anyhow::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let tmp = path.with_extension("tmp");
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(&tmp)
+        .with_context(|| format!("cannot write {}", tmp.display()))?;
+    f.write_all(content.as_bytes())?;
+    f.sync_all()?;
+    std::fs::rename(&tmp, path)?;
+    Ok(())
+}
+
+/// Creates the data directory (mode 0700) when missing.
+pub fn data_dir(config: &Config) -> anyhow::Result<()> {
+    use std::os::unix::fs::DirBuilderExt;
+    if !config.data_dir.exists() {
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(&config.data_dir)
+            .with_context(|| {
+                format!("cannot create data directory {}", config.data_dir.display())
+            })?;
+    }
+    Ok(())
+}
+
+fn exists<T>(r: Result<T, StoreError>) -> anyhow::Result<bool> {
+    match r {
+        Ok(_) => Ok(true),
+        Err(StoreError::NotFound) => Ok(false),
+        Err(e) => Err(e.into()),
+    }
+}
+
+fn created<T>(r: Result<T, StoreError>) -> anyhow::Result<()> {
+    match r {
+        Ok(_) | Err(StoreError::Conflict { .. }) => Ok(()),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Everything bootstrap needs besides the store.
+pub struct Bootstrap<'a> {
+    pub store: &'a Store,
+    pub secrets: &'a portcullis_crypto::SecretBox,
+    pub hasher: &'a portcullis_crypto::PasswordHasher,
+    pub config: &'a Config,
+}
+
+impl Bootstrap<'_> {
+    pub async fn run(&self) -> anyhow::Result<()> {
+        let actor = Actor::system();
+        let store = self.store;
+        if !exists(store.find_group_by_name(ADMIN_GROUP_NAME).await)? {
+            created(
+                store
+                    .create_group(
+                        NewGroup {
+                            name: ADMIN_GROUP_NAME.into(),
+                            is_superuser: true,
+                            parent: None,
+                            attributes: serde_json::json!({}),
+                            users: vec![],
+                        },
+                        &actor,
+                    )
+                    .await,
+            )?;
+        }
+        let group = store.find_group_by_name(ADMIN_GROUP_NAME).await?;
+        if !exists(store.find_user_by_username(ADMIN_USERNAME).await)? {
+            let mut new = NewUser::named(ADMIN_USERNAME);
+            new.name = "Portcullis Default Admin".into();
+            new.email = self.config.bootstrap_email.clone().unwrap_or_default();
+            new.groups = vec![group.group.uuid];
+            if let Some(p) = &self.config.bootstrap_password {
+                new.password_hash = Some(self.hasher.hash(p.expose_secret().to_owned()).await?);
+            }
+            created(store.create_user(new, &actor).await)?;
+        }
+        let admin = store.find_user_by_username(ADMIN_USERNAME).await?;
+        if let Some(key) = &self.config.bootstrap_token
+            && !exists(store.find_token(BOOTSTRAP_TOKEN_IDENTIFIER).await)?
+        {
+            let key = key.expose_secret();
+            if key.len() < 8 {
+                anyhow::bail!("PORTCULLIS_BOOTSTRAP_TOKEN must be at least 8 characters");
+            }
+            let hash = portcullis_crypto::sha256_hex(key.as_bytes());
+            let enc = self.secrets.encrypt_str(key)?;
+            let token = NewToken {
+                identifier: BOOTSTRAP_TOKEN_IDENTIFIER.into(),
+                intent: TokenIntent::Api,
+                user_pk: admin.user.pk,
+                description: "Token created from PORTCULLIS_BOOTSTRAP_TOKEN".into(),
+                expires: None,
+                expiring: false,
+                managed: Some("goauthentik.io/core/bootstrap-token".into()),
+                key: key.to_owned(),
+            };
+            created(store.create_token(token, hash, enc, &actor).await)?;
+        }
+        if !exists(
+            store
+                .find_certificate_keypair_by_name(SELF_SIGNED_NAME)
+                .await,
+        )? {
+            self.self_signed(&actor).await?;
+        }
+        if store.all_brands().await?.is_empty() {
+            let mut b = Brand::fallback();
+            b.uuid = uuid::Uuid::nil();
+            b.domain = DEFAULT_BRAND_DOMAIN.into();
+            b.default = true;
+            created(store.create_brand(b, &actor).await)?;
+        }
+        Ok(())
+    }
+
+    async fn self_signed(&self, actor: &Actor) -> anyhow::Result<()> {
+        let now = self.store.clock().now();
+        let generated = tokio::task::spawn_blocking(move || {
+            portcullis_crypto::generate_self_signed_with(
+                portcullis_crypto::KeyAlgorithm::EcdsaP256,
+                "portcullis default certificate",
+                &["localhost".to_owned()],
+                365,
+                now,
+            )
+        })
+        .await??;
+        let info = portcullis_crypto::parse_certificate(&generated.certificate_pem)?;
+        let kp = portcullis_core::NewCertificateKeyPair {
+            name: SELF_SIGNED_NAME.into(),
+            private_key_encrypted: Some(self.secrets.encrypt_str(&generated.private_key_pem)?),
+            certificate_pem: generated.certificate_pem,
+            facts: portcullis_core::CertificateFacts {
+                fingerprint_sha256: info.fingerprint_sha256,
+                fingerprint_sha1: info.fingerprint_sha1,
+                not_after: info.not_after,
+                subject: info.subject,
+                private_key_type: info.key_type,
+            },
+            managed: Some("goauthentik.io/crypto/certificate/self-signed".into()),
+        };
+        created(self.store.create_certificate_keypair(kp, actor).await)
+    }
+}
