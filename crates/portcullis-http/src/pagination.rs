@@ -44,7 +44,7 @@ impl Pagination {
             } else {
                 0
             },
-            previous: if current > 1 { current - 1 } else { 0 },
+            previous: current.saturating_sub(1),
             count,
             current,
             total_pages,

@@ -228,3 +228,32 @@ mod tests {
         assert_eq!(redact_url("sqlite://data/x.db"), "sqlite://data/x.db");
     }
 }
+
+impl Store {
+    /// Every row of every table as JSON, in a stable order: lets tests prove that a failed
+    /// request changed nothing.
+    pub async fn snapshot(&self) -> Result<Vec<(String, Vec<serde_json::Value>)>, StoreError> {
+        use entity::*;
+        use sea_orm::{EntityTrait, QueryOrder};
+        macro_rules! dump {
+            ($out:ident, $($m:ident => $col:expr),+ $(,)?) => {$(
+                $out.push((
+                    stringify!($m).to_owned(),
+                    $m::Entity::find().order_by_asc($col).into_json().all(&self.read).await?,
+                ));
+            )+};
+        }
+        let mut out = Vec::new();
+        dump!(out,
+            user => user::Column::Id,
+            group => group::Column::Id,
+            group_user => group_user::Column::UserId,
+            application => application::Column::Id,
+            token => token::Column::Id,
+            certificate_keypair => certificate_keypair::Column::Id,
+            brand => brand::Column::Id,
+            event => event::Column::Id,
+        );
+        Ok(out)
+    }
+}

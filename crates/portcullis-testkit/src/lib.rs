@@ -79,3 +79,141 @@ macro_rules! both_backends {
         }
     };
 }
+
+/// A real server on a loopback port, on a fresh database, with a superuser `admin` whose API
+/// token is `admin_token`.
+pub struct TestApp {
+    pub url: String,
+    pub admin_token: String,
+    pub admin_pk: i32,
+    pub state: Arc<portcullis_http::AppState>,
+    pub client: reqwest::Client,
+    pub db: TestDb,
+    shutdown: Option<tokio::sync::oneshot::Sender<()>>,
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+    }
+}
+
+impl TestApp {
+    pub async fn spawn(backend: Backend) -> Self {
+        let (store, db) = test_store(backend).await;
+        let secret_key = "test-secret-key-0123456789";
+        let secrets = portcullis_crypto::SecretBox::from_secret_key(secret_key);
+        let state = Arc::new(portcullis_http::AppState::new(
+            store,
+            secrets,
+            portcullis_crypto::PasswordHasher::new(2),
+            secret_key,
+        ));
+        let actor = portcullis_core::Actor::system();
+        let group = state
+            .store
+            .create_group(
+                portcullis_core::NewGroup {
+                    name: portcullis_core::ADMIN_GROUP_NAME.into(),
+                    is_superuser: true,
+                    parent: None,
+                    attributes: serde_json::json!({}),
+                    users: vec![],
+                },
+                &actor,
+            )
+            .await
+            .expect("admin group");
+        let mut admin = portcullis_core::NewUser::named("admin");
+        admin.groups = vec![group.group.uuid];
+        let admin = state.store.create_user(admin, &actor).await.expect("admin");
+        let mut app = Self {
+            url: String::new(),
+            admin_token: String::new(),
+            admin_pk: admin.user.pk,
+            state: state.clone(),
+            client: reqwest::Client::new(),
+            db,
+            shutdown: None,
+        };
+        app.admin_token = app.token_for(admin.user.pk, "admin-token").await;
+        state
+            .ready
+            .store(true, std::sync::atomic::Ordering::Release);
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        app.url = format!("http://{}", listener.local_addr().expect("addr"));
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        app.shutdown = Some(tx);
+        tokio::spawn(portcullis_http::serve(listener, state, async move {
+            let _ = rx.await;
+        }));
+        app
+    }
+
+    /// Creates an API token for `user_pk` and returns its key.
+    pub async fn token_for(&self, user_pk: i32, identifier: &str) -> String {
+        let key = portcullis_crypto::random_string(40);
+        let hash = portcullis_crypto::sha256_hex(key.as_bytes());
+        let enc = self.state.secrets.encrypt_str(&key).expect("encrypt");
+        self.state
+            .store
+            .create_token(
+                portcullis_core::NewToken {
+                    identifier: identifier.into(),
+                    intent: portcullis_core::TokenIntent::Api,
+                    user_pk,
+                    description: String::new(),
+                    expires: None,
+                    expiring: false,
+                    managed: None,
+                    key: key.clone(),
+                },
+                hash,
+                enc,
+                &portcullis_core::Actor::system(),
+            )
+            .await
+            .expect("token");
+        key
+    }
+
+    /// A regular (non-superuser) user and its token.
+    pub async fn regular_user(&self, username: &str) -> (i32, String) {
+        let u = self
+            .state
+            .store
+            .create_user(
+                portcullis_core::NewUser::named(username),
+                &portcullis_core::Actor::system(),
+            )
+            .await
+            .expect("user");
+        let token = self
+            .token_for(u.user.pk, &format!("{username}-token"))
+            .await;
+        (u.user.pk, token)
+    }
+
+    /// A request to `path` (relative to the server) with `token` as bearer, if any.
+    pub fn request(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        token: Option<&str>,
+    ) -> reqwest::RequestBuilder {
+        let mut r = self.client.request(method, format!("{}{}", self.url, path));
+        if let Some(t) = token {
+            r = r.bearer_auth(t);
+        }
+        r
+    }
+
+    /// Every row of the database, to compare before and after a request that must fail.
+    pub async fn snapshot(&self) -> Vec<(String, Vec<serde_json::Value>)> {
+        self.state.store.snapshot().await.expect("snapshot")
+    }
+}

@@ -143,12 +143,10 @@ pub async fn create(
 /// Generates a self-signed keypair (off the async runtime: RSA key generation takes a while).
 pub async fn generate_keypair(
     state: &AppState,
-    name: &str,
     cn: &str,
     sans: Vec<String>,
     days: u32,
     alg: KeyAlgorithm,
-    managed: Option<String>,
     actor: &portcullis_core::Actor,
 ) -> ApiResult<portcullis_core::CertificateKeyPair> {
     let now = state.clock.now();
@@ -165,11 +163,11 @@ pub async fn generate_keypair(
         .store
         .create_certificate_keypair(
             NewCertificateKeyPair {
-                name: name.to_owned(),
+                name: cn.to_owned(),
                 certificate_pem: generated.certificate_pem,
                 private_key_encrypted: Some(enc),
                 facts,
-                managed,
+                managed: None,
             },
             actor,
         )
@@ -222,17 +220,7 @@ pub async fn generate(
     check(errors)?;
     let alg = alg.unwrap_or_default();
     let days = u32::try_from(r.validity_days).unwrap_or(365);
-    let kp = generate_keypair(
-        &state,
-        &r.common_name,
-        &r.common_name,
-        sans,
-        days,
-        alg,
-        None,
-        &auth.actor(),
-    )
-    .await?;
+    let kp = generate_keypair(&state, &r.common_name, sans, days, alg, &auth.actor()).await?;
     Ok(Json(CertificateKeyPairSerializer::from(&kp)))
 }
 
