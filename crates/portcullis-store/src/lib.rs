@@ -41,6 +41,9 @@ pub use query::ListQuery;
 pub use tokens::TokenFilter;
 pub use users::{UserFilter, UserWithGroups};
 
+/// The advisory lock key that serializes migrations on PostgreSQL ("portcull" in ASCII).
+const MIGRATION_LOCK: i64 = 0x706f_7274_6375_6c6c;
+
 /// Which database a store talks to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Backend {
@@ -143,9 +146,32 @@ impl Store {
         &self.clock
     }
 
-    /// Applies every pending migration. Safe to call on every start.
+    /// Applies every pending migration. Safe to call on every start, and from several
+    /// processes at once: on PostgreSQL an advisory lock lets one migrate while the others
+    /// wait, then find nothing left to do.
     pub async fn migrate(&self) -> Result<(), StoreError> {
-        migration::Migrator::up(&self.write, None).await?;
+        if self.backend != Backend::Postgres {
+            migration::Migrator::up(&self.write, None).await?;
+            return Ok(());
+        }
+        let pool = self.write.get_postgres_connection_pool();
+        let mut lock = pool
+            .acquire()
+            .await
+            .map_err(|e| StoreError::Connect(e.to_string()))?;
+        let db_err = |e: sqlx::Error| StoreError::Connect(format!("migration lock: {e}"));
+        sqlx::query("SELECT pg_advisory_lock($1)")
+            .bind(MIGRATION_LOCK)
+            .execute(&mut *lock)
+            .await
+            .map_err(db_err)?;
+        let result = migration::Migrator::up(&self.write, None).await;
+        sqlx::query("SELECT pg_advisory_unlock($1)")
+            .bind(MIGRATION_LOCK)
+            .execute(&mut *lock)
+            .await
+            .map_err(db_err)?;
+        result?;
         Ok(())
     }
 

@@ -15,7 +15,14 @@ fn main() -> std::process::ExitCode {
             return std::process::ExitCode::FAILURE;
         }
     };
-    let filter = EnvFilter::try_new(&config.log_level).unwrap_or_else(|_| EnvFilter::new("info"));
+    // Commands other than `serve` print their result on stdout; their logs stay quiet unless
+    // a level was asked for. Library chatter (migrations, SQL) is kept at warn either way.
+    let level = match (&cli.command, std::env::var_os("PORTCULLIS_LOG_LEVEL")) {
+        (portcullis::cli::Command::Serve, _) | (_, Some(_)) => config.log_level.clone(),
+        _ => "warn".to_owned(),
+    };
+    let filter = EnvFilter::try_new(format!("{level},sea_orm_migration=warn,sqlx=warn"))
+        .unwrap_or_else(|_| EnvFilter::new("info"));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr);
