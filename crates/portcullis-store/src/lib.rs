@@ -241,20 +241,6 @@ pub async fn create_postgres_database(admin_url: &str, name: &str) -> Result<Str
     Ok(format!("{base}/{name}{query}"))
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn redacts_passwords() {
-        assert_eq!(
-            redact_url("postgres://u:secret@h:5432/db"),
-            "postgres://u:***@h:5432/db"
-        );
-        assert_eq!(redact_url("sqlite://data/x.db"), "sqlite://data/x.db");
-    }
-}
-
 impl Store {
     /// Every row of every table as JSON, in a stable order: lets tests prove that a failed
     /// request changed nothing.
@@ -281,5 +267,19 @@ impl Store {
             event => event::Column::Id,
         );
         Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn redacts_passwords() {
+        assert_eq!(
+            redact_url("postgres://u:secret@h:5432/db"),
+            "postgres://u:***@h:5432/db"
+        );
+        assert_eq!(redact_url("sqlite://data/x.db"), "sqlite://data/x.db");
     }
 }
