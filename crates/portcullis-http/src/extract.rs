@@ -1,7 +1,6 @@
 //! Request extraction: JSON bodies with DRF-style errors, query strings with repeated keys,
 //! bearer-token authentication and the client's address.
 
-use std::net::SocketAddr;
 use std::sync::Arc;
 
 use axum::body::Bytes;
@@ -67,16 +66,31 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
     }
     serde_path_to_error::deserialize(value).map_err(|e| {
         let path = e.path().to_string();
+        let message = e.inner().to_string();
         let field = path
             .split(['.', '['])
             .next()
-            .filter(|f| !f.is_empty() && *f != "?")
-            .unwrap_or("non_field_errors");
+            .filter(|f| !f.is_empty() && *f != "?");
+        // serde reports a missing field at the object that lacks it; DRF names the field.
+        if field.is_none()
+            && let Some(missing) = missing_field(&message)
+        {
+            return ApiError::field(missing, "This field is required.");
+        }
         ApiError::Validation(FieldErrors::single(
-            field,
-            clean_serde_message(&e.inner().to_string()),
+            field.unwrap_or("non_field_errors"),
+            clean_serde_message(&message),
         ))
     })
+}
+
+/// The field named by serde's "missing field `name`" message.
+fn missing_field(message: &str) -> Option<&str> {
+    message
+        .strip_prefix("missing field `")?
+        .split('`')
+        .next()
+        .filter(|f| !f.is_empty())
 }
 
 fn clean_serde_message(m: &str) -> String {
@@ -99,9 +113,14 @@ impl<S: Send + Sync> FromRequestParts<S> for QueryParams {
         if q.len() > 8192 {
             return Err(ApiError::BadRequest("Query string too long.".into()));
         }
-        Ok(QueryParams(
-            form_urlencoded::parse(q.as_bytes()).into_owned().collect(),
-        ))
+        let pairs: Vec<(String, String)> =
+            form_urlencoded::parse(q.as_bytes()).into_owned().collect();
+        // No stored text can hold a NUL (PostgreSQL's cannot), so no filter with one can
+        // match; refuse it as DRF does ("Null characters are not allowed.").
+        if let Some((key, _)) = pairs.iter().find(|(_, v)| v.contains('\0')) {
+            return Err(ApiError::field(key, "Null characters are not allowed."));
+        }
+        Ok(QueryParams(pairs))
     }
 }
 
@@ -213,8 +232,8 @@ impl Auth {
 pub fn client_ip(parts: &Parts) -> Option<String> {
     parts
         .extensions
-        .get::<ConnectInfo<SocketAddr>>()
-        .map(|ConnectInfo(addr)| addr.ip().to_canonical().to_string())
+        .get::<ConnectInfo<crate::tls::Peer>>()
+        .map(|ConnectInfo(crate::tls::Peer(addr))| addr.ip().to_canonical().to_string())
 }
 
 impl FromRequestParts<Arc<AppState>> for Auth {

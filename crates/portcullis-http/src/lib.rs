@@ -9,6 +9,7 @@ pub mod health;
 pub mod openapi;
 pub mod pagination;
 pub mod serializers;
+pub mod tls;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -93,7 +94,21 @@ pub async fn serve(
     state: Arc<AppState>,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    let app = router(state).into_make_service_with_connect_info::<std::net::SocketAddr>();
+    let app = router(state).into_make_service_with_connect_info::<tls::Peer>();
+    axum::serve(listener, app)
+        .with_graceful_shutdown(shutdown)
+        .await
+}
+
+/// Serves the application over TLS with `config` until `shutdown` completes.
+pub async fn serve_tls(
+    listener: tokio::net::TcpListener,
+    config: Arc<rustls::ServerConfig>,
+    state: Arc<AppState>,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let listener = tls::TlsListener::new(listener, config)?;
+    let app = router(state).into_make_service_with_connect_info::<tls::Peer>();
     axum::serve(listener, app)
         .with_graceful_shutdown(shutdown)
         .await

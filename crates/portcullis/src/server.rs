@@ -57,6 +57,9 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     let http = tokio::net::TcpListener::bind(&config.listen_http)
         .await
         .with_context(|| format!("cannot listen on {}", config.listen_http))?;
+    let https = tokio::net::TcpListener::bind(&config.listen_https)
+        .await
+        .with_context(|| format!("cannot listen on {}", config.listen_https))?;
     let metrics = tokio::net::TcpListener::bind(&config.listen_metrics)
         .await
         .with_context(|| format!("cannot listen on {}", config.listen_metrics))?;
@@ -78,18 +81,26 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     ));
     state.ready.store(true, Ordering::Release);
 
+    let tls = tls_config(&ctx).await?;
+
     let (stop_tx, stop_rx) = watch::channel(false);
     let wait = |mut rx: watch::Receiver<bool>| async move {
         let _ = rx.wait_for(|stop| *stop).await;
     };
     tracing::info!(
-        http = %http.local_addr()?, metrics = %metrics.local_addr()?,
+        http = %http.local_addr()?, https = %https.local_addr()?, metrics = %metrics.local_addr()?,
         database = %portcullis_store::redact_url(&config.database_url()),
         startup_ms = started.elapsed().as_millis() as u64,
         "Portcullis is ready"
     );
     let http_task = tokio::spawn(portcullis_http::serve(
         http,
+        state.clone(),
+        wait(stop_rx.clone()),
+    ));
+    let https_task = tokio::spawn(portcullis_http::serve_tls(
+        https,
+        tls,
         state.clone(),
         wait(stop_rx.clone()),
     ));
@@ -104,10 +115,51 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     state.ready.store(false, Ordering::Release);
     let _ = stop_tx.send(true);
     http_task.await??;
+    https_task.await??;
     metrics_task.await??;
     ctx.store.close().await;
     tracing::info!("stopped");
     Ok(())
+}
+
+/// The HTTPS certificate: the default brand's web certificate when it has one with a key,
+/// else the self-signed keypair generated on first start.
+async fn tls_config(ctx: &Opened) -> anyhow::Result<Arc<rustls::ServerConfig>> {
+    let brands = ctx.store.all_brands().await?;
+    let chosen = match brands
+        .iter()
+        .find(|b| b.default)
+        .and_then(|b| b.web_certificate)
+    {
+        Some(uuid) => ctx
+            .store
+            .find_certificate_keypair(uuid)
+            .await
+            .ok()
+            .filter(|k| k.has_private_key),
+        None => None,
+    };
+    let kp = match chosen {
+        Some(kp) => kp,
+        None => {
+            ctx.store
+                .find_certificate_keypair_by_name(bootstrap::SELF_SIGNED_NAME)
+                .await?
+        }
+    };
+    let key = ctx
+        .store
+        .find_private_key_for_use(kp.uuid)
+        .await?
+        .context("the HTTPS certificate has no private key")?;
+    let key = ctx
+        .secrets
+        .decrypt_str(&key)
+        .context("cannot decrypt the HTTPS private key (was the secret key changed?)")?;
+    Ok(portcullis_http::tls::server_config(
+        &kp.certificate_pem,
+        &key,
+    )?)
 }
 
 async fn shutdown_signal() {

@@ -28,6 +28,7 @@ fn free_port() -> u16 {
 struct Server {
     child: Child,
     url: String,
+    https_url: String,
     dir: PathBuf,
 }
 
@@ -41,6 +42,7 @@ impl Drop for Server {
 fn serve(dir: &Path, extra_env: &[(&str, &str)]) -> Server {
     let http = free_port();
     let metrics = free_port();
+    let https = free_port();
     let log = std::fs::File::create(dir.join(format!("serve-{http}.log"))).unwrap();
     let mut cmd = Command::new(BIN);
     cmd.arg("serve")
@@ -49,6 +51,7 @@ fn serve(dir: &Path, extra_env: &[(&str, &str)]) -> Server {
         .env("PATH", std::env::var("PATH").unwrap_or_default())
         .env("PORTCULLIS_LISTEN_HTTP", format!("127.0.0.1:{http}"))
         .env("PORTCULLIS_LISTEN_METRICS", format!("127.0.0.1:{metrics}"))
+        .env("PORTCULLIS_LISTEN_HTTPS", format!("127.0.0.1:{https}"))
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(log);
@@ -59,6 +62,7 @@ fn serve(dir: &Path, extra_env: &[(&str, &str)]) -> Server {
     let server = Server {
         child,
         url: format!("http://127.0.0.1:{http}"),
+        https_url: format!("https://127.0.0.1:{https}"),
         dir: dir.to_owned(),
     };
     server.wait_ready();
@@ -518,4 +522,45 @@ fn authentik_client_drives_the_api() {
     );
     assert!(stdout.contains(" passed"), "{stdout}");
     assert!(!stdout.contains("skipped"), "{stdout}");
+}
+
+#[test]
+fn https_serves_the_generated_self_signed_certificate() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = serve(dir.path(), &bootstrap_env());
+    let keypairs = s.get("crypto/certificatekeypairs/?name=Portcullis%20Self-signed%20Certificate");
+    let fingerprint = keypairs["results"][0]["fingerprint_sha256"]
+        .as_str()
+        .unwrap()
+        .replace(':', "");
+    let client = reqwest::blocking::Client::builder()
+        .danger_accept_invalid_certs(true)
+        .tls_info(true)
+        .build()
+        .unwrap();
+    let r = client
+        .get(format!("{}/api/v3/core/users/me/", s.https_url))
+        .bearer_auth(TOKEN)
+        .send()
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let info = r
+        .extensions()
+        .get::<reqwest::tls::TlsInfo>()
+        .expect("TLS info");
+    let der = info.peer_certificate().expect("peer certificate");
+    assert_eq!(
+        portcullis_crypto::sha256_hex(der),
+        fingerprint,
+        "served certificate is the stored keypair"
+    );
+    // A client that validates certificates refuses the self-signed one.
+    assert!(reqwest::blocking::get(format!("{}/-/health/live/", s.https_url)).is_err());
+    // A client that never completes its handshake does not block others.
+    let _silent = std::net::TcpStream::connect(s.https_url.trim_start_matches("https://")).unwrap();
+    let r = client
+        .get(format!("{}/-/health/live/", s.https_url))
+        .send()
+        .unwrap();
+    assert_eq!(r.status(), 204);
 }

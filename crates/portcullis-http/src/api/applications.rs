@@ -8,7 +8,7 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use portcullis_core::{Application, ApplicationPatch, FieldErrors, PolicyEngineMode, validate};
 
-use super::{check, require};
+use super::{check, path_key, require};
 use crate::AppState;
 use crate::error::ApiResult;
 use crate::extract::{ApiJson, Auth, QueryParams};
@@ -118,7 +118,7 @@ pub async fn retrieve(
     Path(slug): Path<String>,
 ) -> ApiResult<Json<ApplicationSerializer>> {
     Ok(Json(ApplicationSerializer::from(
-        &state.store.find_application(&slug).await?,
+        &state.store.find_application(path_key(&slug)?).await?,
     )))
 }
 
@@ -130,7 +130,7 @@ async fn update_inner(
     partial: bool,
 ) -> ApiResult<Json<ApplicationSerializer>> {
     auth.require_superuser()?;
-    state.store.find_application(slug).await?;
+    state.store.find_application(path_key(slug)?).await?;
     let mut errors = FieldErrors::new();
     if !partial {
         require(
@@ -190,6 +190,9 @@ pub async fn destroy(
     Path(slug): Path<String>,
 ) -> ApiResult<StatusCode> {
     auth.require_superuser()?;
-    state.store.delete_application(&slug, &auth.actor()).await?;
+    state
+        .store
+        .delete_application(path_key(&slug)?, &auth.actor())
+        .await?;
     Ok(StatusCode::NO_CONTENT)
 }

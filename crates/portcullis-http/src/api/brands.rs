@@ -45,13 +45,15 @@ fn validate_request(r: &BrandRequest, errors: &mut FieldErrors) {
             validate::text(errors, field, v, 2000, blank);
         }
     }
-    if let Some(css) = &r.branding_custom_css
-        && css.len() > 256 * 1024
-    {
-        errors.add(
-            "branding_custom_css",
-            "Custom CSS is too large (at most 256 KiB).",
-        );
+    if let Some(css) = &r.branding_custom_css {
+        if css.len() > 256 * 1024 {
+            errors.add(
+                "branding_custom_css",
+                "Custom CSS is too large (at most 256 KiB).",
+            );
+        } else if css.contains('\0') {
+            errors.add("branding_custom_css", "Null characters are not allowed.");
+        }
     }
     if let Some(a) = &r.attributes {
         validate::attributes(errors, "attributes", a);

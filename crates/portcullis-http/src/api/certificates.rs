@@ -216,11 +216,31 @@ pub async fn generate(
             "subject_alt_name",
             "Too many or too long alternative names.",
         );
+    } else if sans
+        .iter()
+        .any(|s| !s.chars().all(|c| c.is_ascii_graphic()))
+    {
+        // DNS names in certificates are IA5 (ASCII) strings; IDNs go in as punycode.
+        errors.add(
+            "subject_alt_name",
+            "Alternative names must be ASCII host names or IP addresses (punycode for IDNs).",
+        );
     }
     check(errors)?;
     let alg = alg.unwrap_or_default();
     let days = u32::try_from(r.validity_days).unwrap_or(365);
-    let kp = generate_keypair(&state, &r.common_name, sans, days, alg, &auth.actor()).await?;
+    let kp = generate_keypair(&state, &r.common_name, sans, days, alg, &auth.actor())
+        .await
+        .map_err(|e| match e {
+            // The keypair is named after the common name: a taken name is that field's error.
+            ApiError::Validation(mut errors) => {
+                if let Some(m) = errors.0.remove("name") {
+                    errors.0.insert("common_name".to_owned(), m);
+                }
+                ApiError::Validation(errors)
+            }
+            other => other,
+        })?;
     Ok(Json(CertificateKeyPairSerializer::from(&kp)))
 }
 
@@ -272,6 +292,19 @@ async fn update_inner(
                 .clone()
                 .unwrap_or_else(|| existing.certificate_pem.clone());
             let facts = inspect(&cert, key.as_deref()).map_err(ApiError::Validation)?;
+            // A new certificate alone must still match the private key it will be kept with.
+            if key.is_none()
+                && existing.has_private_key
+                && let Some(enc) = state.store.find_private_key_for_use(uuid).await?
+            {
+                let stored = state.secrets.decrypt_str(&enc)?;
+                if !portcullis_crypto::key_matches_certificate(&cert, &stored).unwrap_or(false) {
+                    return Err(ApiError::field(
+                        "certificate_data",
+                        "Certificate does not match the stored private key; send key_data with it.",
+                    ));
+                }
+            }
             Some((cert, facts))
         }
     };
@@ -327,6 +360,20 @@ pub async fn destroy(
     Ok(StatusCode::NO_CONTENT)
 }
 
+/// `name` made safe for a quoted `Content-Disposition` file name: printable ASCII only (no
+/// line breaks to end the header, no bytes a header cannot carry), no quotes or slashes.
+fn file_name(name: &str) -> String {
+    name.chars()
+        .map(|c| {
+            if (c.is_ascii_graphic() || c == ' ') && !matches!(c, '"' | '/' | '\\') {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect()
+}
+
 fn data_response(
     data: String,
     q: &QueryParams,
@@ -334,7 +381,7 @@ fn data_response(
     content_type: &'static str,
 ) -> Response {
     if q.has("download") {
-        let disposition = format!("attachment; filename=\"{filename}\"");
+        let disposition = format!("attachment; filename=\"{}\"", file_name(filename));
         (
             [
                 (header::CONTENT_TYPE, content_type.to_owned()),
@@ -364,7 +411,7 @@ pub async fn view_certificate(
     Ok(data_response(
         kp.certificate_pem,
         &q,
-        &format!("{}_certificate.pem", kp.name.replace(['"', '/', '\\'], "_")),
+        &format!("{}_certificate.pem", kp.name),
         "application/x-pem-file",
     ))
 }
@@ -388,7 +435,7 @@ pub async fn view_private_key(
     Ok(data_response(
         key,
         &q,
-        &format!("{}_private_key.pem", kp.name.replace(['"', '/', '\\'], "_")),
+        &format!("{}_private_key.pem", kp.name),
         "application/x-pem-file",
     ))
 }

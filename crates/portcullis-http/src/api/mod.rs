@@ -32,3 +32,13 @@ pub(crate) fn require(errors: &mut portcullis_core::FieldErrors, fields: &[(&str
         }
     }
 }
+
+/// A textual id from the path (a slug, a token identifier). One with a NUL names nothing that
+/// can be stored (PostgreSQL's text cannot hold it): 404 without asking the database.
+pub(crate) fn path_key(id: &str) -> Result<&str, ApiError> {
+    if id.contains('\0') {
+        Err(ApiError::NotFound)
+    } else {
+        Ok(id)
+    }
+}

@@ -10,7 +10,7 @@ use chrono::Duration;
 use portcullis_core::{FieldErrors, NewToken, Token, TokenIntent, TokenPatch, validate};
 use portcullis_store::TokenFilter;
 
-use super::{check, require};
+use super::{check, path_key, require};
 use crate::AppState;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{ApiJson, Auth, QueryParams};
@@ -67,7 +67,7 @@ fn validate_request(r: &TokenRequest, errors: &mut FieldErrors) {
 }
 
 async fn find_visible(state: &AppState, auth: &Auth, identifier: &str) -> ApiResult<Token> {
-    let t = state.store.find_token(identifier).await?;
+    let t = state.store.find_token(path_key(identifier)?).await?;
     if !auth.is_superuser() && t.user_pk != auth.pk() {
         return Err(ApiError::NotFound);
     }
