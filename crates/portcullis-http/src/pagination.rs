@@ -81,7 +81,7 @@ pub fn list_query(q: &QueryParams) -> Result<ListQuery, ApiError> {
 
 /// Rejects pages past the last one (an empty first page is fine).
 pub fn check_page(page: &PageRequest, count: u64) -> Result<(), ApiError> {
-    if page.page > 1 && (page.page - 1) * page.page_size >= count {
+    if page.page > 1 && (page.page - 1).saturating_mul(page.page_size) >= count {
         return Err(ApiError::BadRequest("Invalid page.".into()).into_not_found());
     }
     Ok(())
