@@ -22,7 +22,7 @@ pub use cert::{
 pub use error::CryptoError;
 pub use password::{
     PasswordHasher, UNUSABLE_PASSWORD, Verification, hash_password, is_password_usable,
-    needs_rehash, unusable_password, verify_password,
+    is_supported_hash, needs_rehash, unusable_password, verify_password,
 };
 pub use random::{constant_time_eq, random_string, sha256_hex};
 pub use secret::{SecretBox, generate_secret_key};

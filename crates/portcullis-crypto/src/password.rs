@@ -150,6 +150,13 @@ pub fn needs_rehash(stored: &str) -> bool {
     StoredHash::parse(stored).is_none_or(|parsed| !parsed.is_current())
 }
 
+/// Whether `stored` is a hash this module can verify (our argon2id or an importable
+/// authentik/Django format within our work bounds): what an import must check first.
+#[must_use]
+pub fn is_supported_hash(stored: &str) -> bool {
+    StoredHash::parse(stored).is_some()
+}
+
 /// Whether a stored value can ever verify (it is not marked unusable).
 #[must_use]
 pub fn is_password_usable(stored: &str) -> bool {

@@ -3,6 +3,7 @@
 //! only crate that knows axum; handlers decode, call the store and the domain, and encode.
 
 pub mod api;
+pub mod credentials;
 pub mod error;
 pub mod extract;
 pub mod health;

@@ -70,7 +70,14 @@ pub enum UserCommand {
         r#type: String,
     },
     /// Set a user's password, read from the first line of standard input.
-    SetPassword { username: String },
+    SetPassword {
+        username: String,
+        /// Standard input holds a password hash to import (argon2id, or authentik's
+        /// pbkdf2_sha256$, argon2$, bcrypt_sha256$), not a password. Imported hashes are
+        /// upgraded to argon2id at the user's next successful login.
+        #[arg(long)]
+        hash: bool,
+    },
     /// List users.
     List,
 }
@@ -199,12 +206,25 @@ async fn user(cmd: UserCommand, config: &Config) -> anyhow::Result<()> {
             };
             println!("created user {} (pk {})", u.user.username, u.user.pk);
         }
-        UserCommand::SetPassword { username } => {
+        UserCommand::SetPassword {
+            username,
+            hash: import,
+        } => {
             let u = match store.find_user_by_username(&username).await {
                 Err(StoreError::NotFound) => bail!("no user named {username}"),
                 other => other?,
             };
-            let hash = ctx.hasher.hash(read_password()?).await?;
+            let hash = if import {
+                let h = read_password()?;
+                if !portcullis_crypto::is_supported_hash(&h) {
+                    bail!(
+                        "not a supported password hash (argon2id, pbkdf2_sha256$, argon2$, bcrypt_sha256$, bcrypt$)"
+                    );
+                }
+                h
+            } else {
+                ctx.hasher.hash(read_password()?).await?
+            };
             store.set_password(u.user.pk, Some(hash), &actor).await?;
             println!("password set for {username}");
         }

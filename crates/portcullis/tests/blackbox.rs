@@ -411,6 +411,28 @@ fn command_line() {
         Some("another pass\n"),
     );
     assert!(ok, "{out}");
+    let (ok, _, err) = cli(
+        d,
+        &["user", "set-password", "carol", "--hash"],
+        Some("md5$garbage\n"),
+    );
+    assert!(
+        !ok && err.contains("not a supported password hash"),
+        "{err}"
+    );
+    let django = "pbkdf2_sha256$1000$saltsaltsalt12$KO0GYJjE7W6f962m1/EhDI3JHibo2cwMkcoTY0XThwU=";
+    let (ok, out, err) = cli(
+        d,
+        &["user", "set-password", "carol", "--hash"],
+        Some(&format!("{django}\n")),
+    );
+    assert!(ok, "{out}{err}");
+    let (ok, out, _) = cli(
+        d,
+        &["user", "set-password", "carol"],
+        Some("another pass\n"),
+    );
+    assert!(ok, "{out}");
     let (ok, out, _) = cli(d, &["user", "list"], None);
     assert!(
         ok && out.contains("carol\tcarol@example.com\tactive\tsuperuser"),
