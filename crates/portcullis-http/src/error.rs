@@ -17,6 +17,8 @@ pub enum ApiError {
     InvalidCredentials,
     Forbidden,
     NotFound,
+    /// The path exists but not with this method (names the method).
+    MethodNotAllowed(String),
     Validation(FieldErrors),
     BadRequest(String),
     PayloadTooLarge,
@@ -34,6 +36,7 @@ impl ApiError {
             ApiError::Unauthenticated | ApiError::InvalidCredentials => StatusCode::UNAUTHORIZED,
             ApiError::Forbidden => StatusCode::FORBIDDEN,
             ApiError::NotFound => StatusCode::NOT_FOUND,
+            ApiError::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::Validation(_) | ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
             ApiError::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
@@ -54,6 +57,9 @@ impl IntoResponse for ApiError {
                 json!({"detail": "You do not have permission to perform this action."})
             }
             ApiError::NotFound => json!({"detail": "Not found."}),
+            ApiError::MethodNotAllowed(method) => {
+                json!({"detail": format!("Method \"{method}\" not allowed.")})
+            }
             ApiError::Validation(errors) => json!(errors),
             ApiError::BadRequest(detail) => json!({"detail": detail}),
             ApiError::PayloadTooLarge => json!({"detail": "Request body too large."}),

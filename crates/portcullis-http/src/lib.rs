@@ -77,6 +77,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .merge(health::router())
         .merge(openapi::schema_router())
         .fallback(api::fallback)
+        .method_not_allowed_fallback(api::method_not_allowed)
         .with_state(state)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(TimeoutLayer::with_status_code(axum::http::StatusCode::REQUEST_TIMEOUT, Duration::from_secs(60)))

@@ -125,7 +125,7 @@ async fn schema(q: QueryParams) -> Response {
 
 #[cfg(test)]
 mod tests {
-    #![allow(clippy::unwrap_used, clippy::expect_used)]
+    #![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
     use super::*;
 
     /// The committed schema is what the handlers generate: a change to the API shows up in

@@ -1,5 +1,6 @@
 //! Brands. Invariants: domains are unique; at most one brand is the default (setting a new
-//! default clears the old one in the same transaction).
+//! default clears the old one in the same transaction; a unique index backs this, and a writer
+//! that loses a race for it is retried).
 
 use portcullis_core::{Actor, Brand, EventAction, NewEvent, Page};
 use sea_orm::{
@@ -58,8 +59,27 @@ async fn clear_default<C: ConnectionTrait>(db: &C, except: Uuid) -> Result<(), S
     Ok(())
 }
 
+/// How often a write that sets the default brand is retried after losing a race to another
+/// one (each retry sees the winner committed, so clears it).
+const DEFAULT_RACE_RETRIES: usize = 16;
+
+/// Whether `e` is the one-default index refusing a second default.
+fn lost_default_race(e: &StoreError) -> bool {
+    matches!(e, StoreError::Conflict { field } if field == "is_default")
+}
+
 impl Store {
     pub async fn create_brand(&self, b: Brand, actor: &Actor) -> Result<Brand, StoreError> {
+        let mut tries = 0;
+        loop {
+            match self.create_brand_once(b.clone(), actor).await {
+                Err(e) if lost_default_race(&e) && tries < DEFAULT_RACE_RETRIES => tries += 1,
+                other => return other,
+            }
+        }
+    }
+
+    async fn create_brand_once(&self, b: Brand, actor: &Actor) -> Result<Brand, StoreError> {
         let txn = self.write.begin().await?;
         let uuid = if b.uuid.is_nil() {
             Uuid::new_v4()
@@ -143,6 +163,21 @@ impl Store {
 
     /// Replaces a brand's fields with `b`'s (the uuid stays).
     pub async fn update_brand(
+        &self,
+        uuid: Uuid,
+        b: Brand,
+        actor: &Actor,
+    ) -> Result<Brand, StoreError> {
+        let mut tries = 0;
+        loop {
+            match self.update_brand_once(uuid, b.clone(), actor).await {
+                Err(e) if lost_default_race(&e) && tries < DEFAULT_RACE_RETRIES => tries += 1,
+                other => return other,
+            }
+        }
+    }
+
+    async fn update_brand_once(
         &self,
         uuid: Uuid,
         b: Brand,

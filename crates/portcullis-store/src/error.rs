@@ -55,6 +55,7 @@ fn unique_field(msg: &str) -> String {
         "domain",
         "name",
         "uuid",
+        "is_default",
     ] {
         if msg.contains(&format!("_{known}_key")) || msg.contains(&format!("({known})")) {
             return known.to_owned();

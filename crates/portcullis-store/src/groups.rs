@@ -419,12 +419,18 @@ impl Store {
             .await?;
         match (add, existing) {
             (true, None) => {
-                group_user::ActiveModel {
+                let inserted = group_user::ActiveModel {
                     group_id: Set(g.id),
                     user_id: Set(user_pk),
                 }
                 .insert(&txn)
-                .await?;
+                .await;
+                match inserted.map_err(StoreError::from) {
+                    Ok(_) => {}
+                    // A concurrent request added the same member first: nothing left to do.
+                    Err(StoreError::Conflict { .. }) => return Ok(()),
+                    Err(e) => return Err(e),
+                }
             }
             (false, Some(_)) => {
                 group_user::Entity::delete_by_id((g.id, user_pk))

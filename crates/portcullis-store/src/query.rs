@@ -74,6 +74,14 @@ where
     let count = select.clone().count(db).await?;
     let size = page.page_size.clamp(1, MAX_PAGE_SIZE);
     let offset = page.page.saturating_sub(1).saturating_mul(size);
+    // Both databases take a signed 64-bit OFFSET (the driver panics on more); a page that far
+    // out is past the end of any table.
+    if offset >= count || i64::try_from(offset).is_err() {
+        return Ok(Page {
+            items: Vec::new(),
+            count,
+        });
+    }
     let items = select.offset(offset).limit(size).all(db).await?;
     Ok(Page { items, count })
 }

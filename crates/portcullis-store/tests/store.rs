@@ -468,7 +468,82 @@ async fn concurrent_writers_all_succeed(b: Backend) {
     assert_eq!(all.count, 120);
 }
 
+/// m0002 adds a one-default index; a database that lost the race it closes (several default
+/// brands) keeps only its newest default, and every brand.
+async fn one_default_brand_migration(b: Backend) {
+    use portcullis_store::entity::brand;
+    use sea_orm::{ActiveModelTrait, Set};
+    use sea_orm_migration::MigratorTrait;
+
+    let db = portcullis_testkit::test_db(b).await;
+    let url = match b {
+        Backend::Sqlite => format!("{}?mode=rwc", db.url),
+        Backend::Postgres => db.url.clone(),
+    };
+    let conn = sea_orm::Database::connect(&url).await.unwrap();
+    portcullis_store::migration::Migrator::up(&conn, Some(1))
+        .await
+        .unwrap();
+    for (domain, default) in [
+        ("a.example", true),
+        ("b.example", false),
+        ("c.example", true),
+    ] {
+        brand::ActiveModel {
+            uuid: Set(uuid::Uuid::new_v4()),
+            domain: Set(domain.to_owned()),
+            is_default: Set(default),
+            branding_title: Set(String::new()),
+            branding_logo: Set(String::new()),
+            branding_favicon: Set(String::new()),
+            branding_custom_css: Set(String::new()),
+            branding_default_flow_background: Set(String::new()),
+            web_certificate: Set(None),
+            attributes: Set(serde_json::json!({})),
+            ..Default::default()
+        }
+        .insert(&conn)
+        .await
+        .unwrap();
+    }
+    conn.close().await.unwrap();
+
+    let store = portcullis_store::Store::connect(
+        &db.url,
+        &portcullis_store::StoreOptions::default(),
+        std::sync::Arc::new(SystemClock),
+    )
+    .await
+    .unwrap();
+    store.migrate().await.unwrap();
+    let mut brands = store.all_brands().await.unwrap();
+    brands.sort_by(|x, y| x.domain.cmp(&y.domain));
+    let defaults: Vec<(&str, bool)> = brands
+        .iter()
+        .map(|b| (b.domain.as_str(), b.default))
+        .collect();
+    assert_eq!(
+        defaults,
+        [
+            ("a.example", false),
+            ("b.example", false),
+            ("c.example", true)
+        ]
+    );
+    // The index holds from now on; the store still moves the default when asked.
+    let mut a = brands[0].clone();
+    a.default = true;
+    store.update_brand(a.uuid, a, &actor()).await.unwrap();
+    let now: Vec<bool> = {
+        let mut all = store.all_brands().await.unwrap();
+        all.sort_by(|x, y| x.domain.cmp(&y.domain));
+        all.iter().map(|b| b.default).collect()
+    };
+    assert_eq!(now, [true, false, false]);
+}
+
 both_backends!(
+    one_default_brand_migration,
     users_round_trip,
     user_lists_filter_search_and_page,
     groups_membership_and_parents,

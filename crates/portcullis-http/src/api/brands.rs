@@ -9,7 +9,7 @@ use axum::http::{HeaderMap, StatusCode, header};
 use portcullis_core::{Brand, FieldErrors, validate};
 use uuid::Uuid;
 
-use super::{check, require};
+use super::{check, no_nul_in_json, require};
 use crate::AppState;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{ApiJson, Auth, QueryParams};
@@ -57,6 +57,7 @@ fn validate_request(r: &BrandRequest, errors: &mut FieldErrors) {
     }
     if let Some(a) = &r.attributes {
         validate::attributes(errors, "attributes", a);
+        no_nul_in_json(errors, "attributes", a);
     }
     // Flows and default applications arrive with their issues; no such object exists yet.
     for (field, v) in [

@@ -32,6 +32,12 @@ fn parse_uuid(s: &str) -> ApiResult<Uuid> {
 /// Parses and checks a certificate (and key), returning the facts to store.
 pub fn inspect(cert_pem: &str, key_pem: Option<&str>) -> Result<CertificateFacts, FieldErrors> {
     let mut errors = FieldErrors::new();
+    // The PEM is stored as given, and text around its block is ignored by the parser: a NUL
+    // there would reach the database (which PostgreSQL refuses).
+    if cert_pem.contains('\0') {
+        errors.add("certificate_data", "Null characters are not allowed.");
+        return Err(errors);
+    }
     let info = match portcullis_crypto::parse_certificate(cert_pem) {
         Ok(i) => Some(i),
         Err(_) => {

@@ -9,7 +9,7 @@ use portcullis_core::{FieldErrors, GroupPatch, NewGroup, validate};
 use portcullis_store::{GroupFilter, ListQuery, StoreError};
 use uuid::Uuid;
 
-use super::{check, require};
+use super::{check, no_nul_in_json, require};
 use crate::AppState;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{ApiJson, Auth, QueryParams};
@@ -37,6 +37,7 @@ fn validate_request(r: &GroupRequest, errors: &mut FieldErrors) {
     }
     if let Some(a) = &r.attributes {
         validate::attributes(errors, "attributes", a);
+        no_nul_in_json(errors, "attributes", a);
     }
     if r.parents.as_ref().is_some_and(|p| p.len() > 1) {
         errors.add(

@@ -15,6 +15,11 @@ pub async fn fallback() -> ApiError {
     ApiError::NotFound
 }
 
+/// A route without the request's method: DRF's JSON 405 (axum adds the `Allow` header).
+pub async fn method_not_allowed(method: axum::http::Method) -> ApiError {
+    ApiError::MethodNotAllowed(method.to_string())
+}
+
 /// Collects field errors into a result.
 pub(crate) fn check(errors: portcullis_core::FieldErrors) -> Result<(), ApiError> {
     if errors.is_empty() {
@@ -40,5 +45,25 @@ pub(crate) fn path_key(id: &str) -> Result<&str, ApiError> {
         Err(ApiError::NotFound)
     } else {
         Ok(id)
+    }
+}
+
+/// Refuses NUL characters anywhere in a JSON value, keys included: PostgreSQL stores them in
+/// neither text nor JSON, so both databases refuse them alike (as DRF does for text).
+pub(crate) fn no_nul_in_json(
+    errors: &mut portcullis_core::FieldErrors,
+    field: &str,
+    value: &serde_json::Value,
+) {
+    fn has_nul(v: &serde_json::Value) -> bool {
+        match v {
+            serde_json::Value::String(s) => s.contains('\0'),
+            serde_json::Value::Array(a) => a.iter().any(has_nul),
+            serde_json::Value::Object(o) => o.iter().any(|(k, v)| k.contains('\0') || has_nul(v)),
+            _ => false,
+        }
+    }
+    if has_nul(value) {
+        errors.add(field, "Null characters are not allowed.");
     }
 }

@@ -10,7 +10,7 @@ use axum::http::StatusCode;
 use portcullis_core::{FieldErrors, NewUser, UserPatch, UserType, validate};
 use portcullis_store::UserFilter;
 
-use super::{check, require};
+use super::{check, no_nul_in_json, require};
 use crate::AppState;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{ApiJson, Auth, QueryParams};
@@ -44,6 +44,7 @@ fn validate_request(r: &UserRequest, errors: &mut FieldErrors) {
     }
     if let Some(v) = &r.attributes {
         validate::attributes(errors, "attributes", v);
+        no_nul_in_json(errors, "attributes", v);
     }
     if r.roles.as_ref().is_some_and(|r| !r.is_empty()) {
         errors.add("roles", "Invalid pk - object does not exist.");
