@@ -7,7 +7,22 @@ pub const NAME_MAX: usize = 256;
 pub const SLUG_MAX: usize = 50;
 pub const TEXT_MAX: usize = 4096;
 
-/// Usernames: 1..=150 characters, no control characters, no leading/trailing whitespace.
+/// Invisible formatting characters (the Unicode Cf characters that matter in practice): bidi
+/// overrides and isolates, zero-width characters, the soft hyphen and the BOM. A name holding
+/// them can look like another one ("admin" + U+202E), so identifiers refuse them.
+pub fn is_invisible_format(c: char) -> bool {
+    matches!(c,
+        '\u{00AD}' | '\u{061C}' | '\u{180E}'
+        | '\u{200B}'..='\u{200F}'
+        | '\u{202A}'..='\u{202E}'
+        | '\u{2060}'..='\u{2064}'
+        | '\u{2066}'..='\u{206F}'
+        | '\u{FEFF}'
+        | '\u{FFF9}'..='\u{FFFB}')
+}
+
+/// Usernames: 1..=150 characters, no control or invisible formatting characters, no
+/// leading/trailing whitespace.
 pub fn username(errors: &mut FieldErrors, field: &str, value: &str) {
     if value.is_empty() {
         errors.add(field, "This field may not be blank.");
@@ -16,10 +31,14 @@ pub fn username(errors: &mut FieldErrors, field: &str, value: &str) {
             field,
             format!("Ensure this field has no more than {USERNAME_MAX} characters."),
         );
-    } else if value.chars().any(char::is_control) || value.trim() != value {
+    } else if value
+        .chars()
+        .any(|c| c.is_control() || is_invisible_format(c))
+        || value.trim() != value
+    {
         errors.add(
             field,
-            "Enter a valid username: no control characters or surrounding spaces.",
+            "Enter a valid username: no control or invisible characters, no surrounding spaces.",
         );
     }
 }
@@ -162,6 +181,13 @@ mod tests {
         assert!(!check(|e| username(e, "username", " x")));
         assert!(!check(|e| username(e, "username", "a\u{0}b")));
         assert!(!check(|e| username(e, "username", &"x".repeat(151))));
+        assert!(!check(|e| username(e, "username", "admin\u{202E}")));
+        assert!(!check(|e| username(e, "username", "ad\u{200B}min")));
+        assert!(check(|e| username(
+            e,
+            "username",
+            "jürgen.müller@example.com"
+        )));
     }
 
     #[test]

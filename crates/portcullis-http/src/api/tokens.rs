@@ -136,6 +136,10 @@ pub async fn create(
     require(&mut errors, &[("identifier", r.identifier.is_some())]);
     validate_request(&r, &mut errors);
     check(errors)?;
+    // `managed` marks objects that blueprints own; only superusers may claim that.
+    if matches!(r.managed, Some(Some(_))) {
+        auth.require_superuser()?;
+    }
     let user_pk = r.user.unwrap_or(auth.pk());
     if user_pk != auth.pk() {
         auth.require_superuser()?;

@@ -279,6 +279,14 @@ async fn regular_user_tokens(b: Backend) {
         Body::Json(json!({"user": ctx.app.admin_pk})),
     )
     .await;
+    // Only superusers may mark a token as managed by a blueprint.
+    ctx.forbidden(
+        Method::POST,
+        TOKENS,
+        &t,
+        Body::Json(json!({"identifier": "bob-managed", "managed": "goauthentik.io/x"})),
+    )
+    .await;
     let admin_token = token_path("admin-token");
     ctx.not_found(Method::GET, &admin_token, &t, Body::None)
         .await;
