@@ -154,8 +154,19 @@ impl TestApp {
         app
     }
 
-    /// Creates an API token for `user_pk` and returns its key.
+    /// Creates a non-expiring API token for `user_pk` and returns its key.
     pub async fn token_for(&self, user_pk: i32, identifier: &str) -> String {
+        self.token_expiring(user_pk, identifier, None).await
+    }
+
+    /// Creates an API token for `user_pk` that expires at `expires` (never when `None`) and
+    /// returns its key.
+    pub async fn token_expiring(
+        &self,
+        user_pk: i32,
+        identifier: &str,
+        expires: Option<chrono::DateTime<chrono::Utc>>,
+    ) -> String {
         let key = portcullis_crypto::random_string(40);
         let hash = portcullis_crypto::sha256_hex(key.as_bytes());
         let enc = self.state.secrets.encrypt_str(&key).expect("encrypt");
@@ -167,8 +178,8 @@ impl TestApp {
                     intent: portcullis_core::TokenIntent::Api,
                     user_pk,
                     description: String::new(),
-                    expires: None,
-                    expiring: false,
+                    expires,
+                    expiring: expires.is_some(),
                     managed: None,
                     key: key.clone(),
                 },

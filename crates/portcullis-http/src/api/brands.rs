@@ -9,16 +9,12 @@ use axum::http::{HeaderMap, StatusCode, header};
 use portcullis_core::{Brand, FieldErrors, validate};
 use uuid::Uuid;
 
-use super::{check, no_nul_in_json, require};
+use super::{check, no_nul_in_json, path_id, require};
 use crate::AppState;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{ApiJson, Auth, QueryParams};
 use crate::pagination::{check_page, list_query};
 use crate::serializers::{BrandRequest, BrandSerializer, CurrentBrand, PaginatedBrandList};
-
-fn parse_uuid(s: &str) -> ApiResult<Uuid> {
-    s.parse().map_err(|_| ApiError::NotFound)
-}
 
 fn validate_request(r: &BrandRequest, errors: &mut FieldErrors) {
     if let Some(d) = &r.domain {
@@ -192,7 +188,7 @@ pub async fn retrieve(
 ) -> ApiResult<Json<BrandSerializer>> {
     auth.require_superuser()?;
     Ok(Json(BrandSerializer::from(
-        &state.store.find_brand(parse_uuid(&id)?).await?,
+        &state.store.find_brand(path_id::<Uuid>(&id)?).await?,
     )))
 }
 
@@ -204,7 +200,7 @@ async fn update_inner(
     partial: bool,
 ) -> ApiResult<Json<BrandSerializer>> {
     auth.require_superuser()?;
-    let uuid = parse_uuid(id)?;
+    let uuid = path_id::<Uuid>(id)?;
     let mut b = state.store.find_brand(uuid).await?;
     let mut errors = FieldErrors::new();
     if !partial {
@@ -250,7 +246,7 @@ pub async fn destroy(
     auth.require_superuser()?;
     state
         .store
-        .delete_brand(parse_uuid(&id)?, &auth.actor())
+        .delete_brand(path_id::<Uuid>(&id)?, &auth.actor())
         .await?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -12,7 +12,7 @@ use portcullis_crypto::KeyAlgorithm;
 use portcullis_store::CertificateKeyPairPatch;
 use uuid::Uuid;
 
-use super::{check, require};
+use super::{check, path_id, require};
 use crate::AppState;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{ApiJson, Auth, QueryParams};
@@ -24,10 +24,6 @@ use crate::serializers::{
 
 /// The longest validity `generate/` accepts (100 years).
 pub const MAX_VALIDITY_DAYS: i64 = 36_500;
-
-fn parse_uuid(s: &str) -> ApiResult<Uuid> {
-    s.parse().map_err(|_| ApiError::NotFound)
-}
 
 /// Parses and checks a certificate (and key), returning the facts to store.
 pub fn inspect(cert_pem: &str, key_pem: Option<&str>) -> Result<CertificateFacts, FieldErrors> {
@@ -261,7 +257,7 @@ pub async fn retrieve(
     Ok(Json(CertificateKeyPairSerializer::from(
         &state
             .store
-            .find_certificate_keypair(parse_uuid(&id)?)
+            .find_certificate_keypair(path_id::<Uuid>(&id)?)
             .await?,
     )))
 }
@@ -274,7 +270,7 @@ async fn update_inner(
     partial: bool,
 ) -> ApiResult<Json<CertificateKeyPairSerializer>> {
     auth.require_superuser()?;
-    let uuid = parse_uuid(id)?;
+    let uuid = path_id::<Uuid>(id)?;
     let existing = state.store.find_certificate_keypair(uuid).await?;
     let mut errors = FieldErrors::new();
     if !partial {
@@ -361,7 +357,7 @@ pub async fn destroy(
     auth.require_superuser()?;
     state
         .store
-        .delete_certificate_keypair(parse_uuid(&id)?, &auth.actor())
+        .delete_certificate_keypair(path_id::<Uuid>(&id)?, &auth.actor())
         .await?;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -412,7 +408,7 @@ pub async fn view_certificate(
     auth.require_superuser()?;
     let kp = state
         .store
-        .find_certificate_keypair(parse_uuid(&id)?)
+        .find_certificate_keypair(path_id::<Uuid>(&id)?)
         .await?;
     Ok(data_response(
         kp.certificate_pem,
@@ -431,7 +427,7 @@ pub async fn view_private_key(
     q: QueryParams,
 ) -> ApiResult<Response> {
     auth.require_superuser()?;
-    let uuid = parse_uuid(&id)?;
+    let uuid = path_id::<Uuid>(&id)?;
     let kp = state.store.find_certificate_keypair(uuid).await?;
     let enc = state.store.view_private_key(uuid, &auth.actor()).await?;
     let key = match enc {

@@ -56,7 +56,7 @@ pub async fn retrieve(
     auth: Auth,
     Path(id): Path<String>,
 ) -> ApiResult<Json<EventSerializer>> {
-    let uuid: Uuid = id.parse().map_err(|_| ApiError::NotFound)?;
+    let uuid: Uuid = super::path_id(&id)?;
     let e = state.store.find_event(uuid).await?;
     if !auth.is_superuser()
         && e.user.get("username").and_then(|u| u.as_str()) != Some(auth.user.user.username.as_str())

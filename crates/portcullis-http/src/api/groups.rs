@@ -9,7 +9,7 @@ use portcullis_core::{FieldErrors, GroupPatch, NewGroup, validate};
 use portcullis_store::{GroupFilter, ListQuery, StoreError};
 use uuid::Uuid;
 
-use super::{check, no_nul_in_json, require};
+use super::{check, no_nul_in_json, path_id, require};
 use crate::AppState;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{ApiJson, Auth, QueryParams};
@@ -25,10 +25,6 @@ fn includes(q: &QueryParams) -> ApiResult<GroupIncludes> {
         children: q.bool("include_children")?.unwrap_or(false),
         inherited_roles: q.bool("include_inherited_roles")?.unwrap_or(false),
     })
-}
-
-fn parse_uuid(s: &str) -> ApiResult<Uuid> {
-    s.parse().map_err(|_| ApiError::NotFound)
 }
 
 fn validate_request(r: &GroupRequest, errors: &mut FieldErrors) {
@@ -137,7 +133,7 @@ pub async fn retrieve(
     q: QueryParams,
 ) -> ApiResult<Json<GroupSerializer>> {
     auth.require_superuser()?;
-    let g = state.store.find_group(parse_uuid(&id)?).await?;
+    let g = state.store.find_group(path_id::<Uuid>(&id)?).await?;
     Ok(Json(serialize(&state, &g, includes(&q)?).await?))
 }
 
@@ -149,7 +145,7 @@ async fn update_inner(
     partial: bool,
 ) -> ApiResult<Json<GroupSerializer>> {
     auth.require_superuser()?;
-    let uuid = parse_uuid(id)?;
+    let uuid = path_id::<Uuid>(id)?;
     state.store.find_group(uuid).await?;
     let mut errors = FieldErrors::new();
     if !partial {
@@ -206,7 +202,7 @@ pub async fn destroy(
     auth.require_superuser()?;
     state
         .store
-        .delete_group(parse_uuid(&id)?, &auth.actor())
+        .delete_group(path_id::<Uuid>(&id)?, &auth.actor())
         .await?;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -219,7 +215,7 @@ async fn membership(
     add: bool,
 ) -> ApiResult<StatusCode> {
     auth.require_superuser()?;
-    let uuid = parse_uuid(id)?;
+    let uuid = path_id::<Uuid>(id)?;
     let result = if add {
         state
             .store

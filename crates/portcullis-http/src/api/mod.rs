@@ -40,6 +40,11 @@ pub(crate) fn require(errors: &mut portcullis_core::FieldErrors, fields: &[(&str
 
 /// A textual id from the path (a slug, a token identifier). One with a NUL names nothing that
 /// can be stored (PostgreSQL's text cannot hold it): 404 without asking the database.
+/// An id from the URL path; one that cannot parse names nothing, so it is "not found".
+pub(crate) fn path_id<T: std::str::FromStr>(id: &str) -> Result<T, ApiError> {
+    id.parse().map_err(|_| ApiError::NotFound)
+}
+
 pub(crate) fn path_key(id: &str) -> Result<&str, ApiError> {
     if id.contains('\0') {
         Err(ApiError::NotFound)

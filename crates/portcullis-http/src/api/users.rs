@@ -10,7 +10,7 @@ use axum::http::StatusCode;
 use portcullis_core::{FieldErrors, NewUser, UserPatch, UserType, validate};
 use portcullis_store::UserFilter;
 
-use super::{check, no_nul_in_json, require};
+use super::{check, no_nul_in_json, path_id, require};
 use crate::AppState;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{ApiJson, Auth, QueryParams};
@@ -164,14 +164,10 @@ pub async fn retrieve(
     Path(id): Path<String>,
     q: QueryParams,
 ) -> ApiResult<Json<UserSerializer>> {
-    let id = parse_id(&id)?;
+    let id = path_id::<i32>(&id)?;
     let u = visible(&state, &auth, id).await?;
     let (g, r) = includes(&q)?;
     Ok(Json(UserSerializer::new(&state, &u, g, r)))
-}
-
-fn parse_id(id: &str) -> ApiResult<i32> {
-    id.parse().map_err(|_| ApiError::NotFound)
 }
 
 async fn update_inner(
@@ -233,7 +229,7 @@ pub async fn update(
     Path(id): Path<String>,
     ApiJson(r): ApiJson<UserRequest>,
 ) -> ApiResult<Json<UserSerializer>> {
-    update_inner(&state, &auth, parse_id(&id)?, r, false).await
+    update_inner(&state, &auth, path_id::<i32>(&id)?, r, false).await
 }
 
 #[utoipa::path(patch, path = "/api/v3/core/users/{id}/", tag = "core", operation_id = "core_users_partial_update",
@@ -244,7 +240,7 @@ pub async fn partial_update(
     Path(id): Path<String>,
     ApiJson(r): ApiJson<UserRequest>,
 ) -> ApiResult<Json<UserSerializer>> {
-    update_inner(&state, &auth, parse_id(&id)?, r, true).await
+    update_inner(&state, &auth, path_id::<i32>(&id)?, r, true).await
 }
 
 #[utoipa::path(delete, path = "/api/v3/core/users/{id}/", tag = "core", operation_id = "core_users_destroy",
@@ -254,7 +250,7 @@ pub async fn destroy(
     auth: Auth,
     Path(id): Path<String>,
 ) -> ApiResult<StatusCode> {
-    let id = parse_id(&id)?;
+    let id = path_id::<i32>(&id)?;
     visible(&state, &auth, id).await?;
     auth.require_superuser()?;
     state.store.delete_user(id, &auth.actor()).await?;
@@ -278,7 +274,7 @@ pub async fn set_password(
     Path(id): Path<String>,
     ApiJson(r): ApiJson<UserPasswordSetRequest>,
 ) -> ApiResult<StatusCode> {
-    let id = parse_id(&id)?;
+    let id = path_id::<i32>(&id)?;
     visible(&state, &auth, id).await?;
     if r.password.is_empty() {
         return Err(ApiError::field("password", "This field may not be blank."));

@@ -261,8 +261,14 @@ async fn user_validation(b: Backend) {
         ),
         (json!({"username": "admin", "name": "Copy"}), "username"),
         // Look-alikes of another account: bidi override and zero-width space.
-        (json!({"username": "admin\u{202E}", "name": "x"}), "username"),
-        (json!({"username": "ad\u{200B}min", "name": "x"}), "username"),
+        (
+            json!({"username": "admin\u{202E}", "name": "x"}),
+            "username",
+        ),
+        (
+            json!({"username": "ad\u{200B}min", "name": "x"}),
+            "username",
+        ),
     ];
     for (body, field) in cases {
         ctx.invalid(Method::POST, USERS, a, body, field).await;

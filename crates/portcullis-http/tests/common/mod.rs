@@ -301,30 +301,10 @@ impl Ctx {
 
     /// An API token of `user_pk` that expired an hour ago.
     pub async fn expired_token(&self, user_pk: i32, identifier: &str) -> String {
-        let key = portcullis_crypto::random_string(40);
-        let hash = portcullis_crypto::sha256_hex(key.as_bytes());
-        let enc = self.app.state.secrets.encrypt_str(&key).expect("encrypt");
+        let an_hour_ago = self.app.state.clock.now() - chrono::Duration::hours(1);
         self.app
-            .state
-            .store
-            .create_token(
-                portcullis_core::NewToken {
-                    identifier: identifier.into(),
-                    intent: portcullis_core::TokenIntent::Api,
-                    user_pk,
-                    description: String::new(),
-                    expires: Some(self.app.state.clock.now() - chrono::Duration::hours(1)),
-                    expiring: true,
-                    managed: None,
-                    key: key.clone(),
-                },
-                hash,
-                enc,
-                &portcullis_core::Actor::system(),
-            )
+            .token_expiring(user_pk, identifier, Some(an_hour_ago))
             .await
-            .expect("token");
-        key
     }
 }
 
