@@ -3,9 +3,7 @@
 use portcullis_core::{
     Actor, Application, ApplicationPatch, EventAction, NewEvent, Page, PolicyEngineMode,
 };
-use sea_orm::{
-    ActiveModelTrait, ColumnTrait, EntityTrait, IntoActiveModel, QueryFilter, Set, TransactionTrait,
-};
+use sea_orm::{ActiveModelTrait, ColumnTrait, EntityTrait, IntoActiveModel, QueryFilter, Set};
 use uuid::Uuid;
 
 use crate::entity::application;

@@ -5,7 +5,6 @@
 use portcullis_core::{Actor, Brand, EventAction, NewEvent, Page};
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, IntoActiveModel, QueryFilter, Set,
-    TransactionTrait,
 };
 use uuid::Uuid;
 

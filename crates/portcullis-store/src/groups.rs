@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use portcullis_core::{Actor, EventAction, Group, GroupPatch, NewEvent, NewGroup, Page, User};
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, IntoActiveModel, QueryFilter,
-    QuerySelect, Set, TransactionTrait,
+    QuerySelect, Set,
 };
 use uuid::Uuid;
 

@@ -17,6 +17,7 @@ pub mod entity;
 mod error;
 mod events;
 mod groups;
+mod handle;
 pub mod migration;
 mod query;
 mod tokens;
@@ -27,7 +28,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use portcullis_core::Clock;
-use sea_orm::{DatabaseConnection, SqlxPostgresConnector, SqlxSqliteConnector};
+use sea_orm::{SqlxPostgresConnector, SqlxSqliteConnector};
 use sea_orm_migration::MigratorTrait;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
@@ -71,8 +72,8 @@ impl Default for StoreOptions {
 /// The handle everything else uses to read and write. Cheap to clone.
 #[derive(Clone, Debug)]
 pub struct Store {
-    read: DatabaseConnection,
-    write: DatabaseConnection,
+    read: handle::Handle,
+    write: handle::Handle,
     backend: Backend,
     clock: Arc<dyn Clock>,
 }
@@ -109,8 +110,8 @@ impl Store {
                 .await
                 .map_err(|e| StoreError::Connect(e.to_string()))?;
             Ok(Self {
-                read: SqlxSqliteConnector::from_sqlx_sqlite_pool(read_pool),
-                write: SqlxSqliteConnector::from_sqlx_sqlite_pool(write_pool),
+                read: handle::Handle::Pool(SqlxSqliteConnector::from_sqlx_sqlite_pool(read_pool)),
+                write: handle::Handle::Pool(SqlxSqliteConnector::from_sqlx_sqlite_pool(write_pool)),
                 backend: Backend::Sqlite,
                 clock,
             })
@@ -123,7 +124,7 @@ impl Store {
                 .connect_with(connect)
                 .await
                 .map_err(|e| StoreError::Connect(e.to_string()))?;
-            let conn = SqlxPostgresConnector::from_sqlx_postgres_pool(pool);
+            let conn = handle::Handle::Pool(SqlxPostgresConnector::from_sqlx_postgres_pool(pool));
             Ok(Self {
                 read: conn.clone(),
                 write: conn,
@@ -150,11 +151,15 @@ impl Store {
     /// processes at once: on PostgreSQL an advisory lock lets one migrate while the others
     /// wait, then find nothing left to do.
     pub async fn migrate(&self) -> Result<(), StoreError> {
+        let write = self
+            .write
+            .pool()
+            .ok_or_else(|| StoreError::Config("cannot migrate inside a unit of work".into()))?;
         if self.backend != Backend::Postgres {
-            migration::Migrator::up(&self.write, None).await?;
+            migration::Migrator::up(write, None).await?;
             return Ok(());
         }
-        let pool = self.write.get_postgres_connection_pool();
+        let pool = write.get_postgres_connection_pool();
         let mut lock = pool
             .acquire()
             .await
@@ -165,7 +170,7 @@ impl Store {
             .execute(&mut *lock)
             .await
             .map_err(db_err)?;
-        let result = migration::Migrator::up(&self.write, None).await;
+        let result = migration::Migrator::up(write, None).await;
         sqlx::query("SELECT pg_advisory_unlock($1)")
             .bind(MIGRATION_LOCK)
             .execute(&mut *lock)
@@ -177,16 +182,74 @@ impl Store {
 
     /// Whether the database answers.
     pub async fn ping(&self) -> Result<(), StoreError> {
-        self.read.ping().await?;
+        if let Some(read) = self.read.pool() {
+            read.ping().await?;
+        }
         Ok(())
     }
 
     /// Closes the pools, waiting for connections in use.
     pub async fn close(self) {
-        let _ = self.read.close().await;
-        if self.backend == Backend::Sqlite {
-            let _ = self.write.close().await;
+        if let Some(read) = self.read.pool() {
+            let _ = read.clone().close().await;
         }
+        if self.backend == Backend::Sqlite
+            && let Some(write) = self.write.pool()
+        {
+            let _ = write.clone().close().await;
+        }
+    }
+
+    /// Starts a unit of work: a `Store` whose every change lands in one transaction, committed
+    /// or rolled back as a whole by [`UnitOfWork::commit`] / dropping the unit.
+    pub async fn begin_unit(&self) -> Result<UnitOfWork, StoreError> {
+        let tx = Arc::new(self.write.begin().await?);
+        let handle = handle::Handle::Transaction(tx.clone());
+        Ok(UnitOfWork {
+            store: Store {
+                read: handle.clone(),
+                write: handle,
+                backend: self.backend,
+                clock: self.clock.clone(),
+            },
+            tx,
+        })
+    }
+}
+
+/// Changes made through [`UnitOfWork::store`] are visible to it at once and to everyone else
+/// only after [`UnitOfWork::commit`]; dropping the unit rolls all of them back.
+#[derive(Debug)]
+pub struct UnitOfWork {
+    store: Store,
+    tx: Arc<sea_orm::DatabaseTransaction>,
+}
+
+impl UnitOfWork {
+    /// The store to make the unit's changes with. Do not keep clones of it past `commit`.
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    /// Makes every change of the unit durable and visible.
+    pub async fn commit(self) -> Result<(), StoreError> {
+        let UnitOfWork { store, tx } = self;
+        drop(store);
+        let tx = Arc::try_unwrap(tx).map_err(|_| {
+            StoreError::Config("a unit of work's store is still in use at commit".into())
+        })?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Undoes every change of the unit (dropping it does the same).
+    pub async fn rollback(self) -> Result<(), StoreError> {
+        let UnitOfWork { store, tx } = self;
+        drop(store);
+        if let Ok(tx) = Arc::try_unwrap(tx) {
+            tx.rollback().await?;
+        }
+        Ok(())
     }
 }
 

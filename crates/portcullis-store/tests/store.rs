@@ -542,7 +542,88 @@ async fn one_default_brand_migration(b: Backend) {
     assert_eq!(now, [true, false, false]);
 }
 
+async fn unit_of_work_is_all_or_nothing(b: Backend) {
+    let (store, _db) = test_store(b).await;
+    // Committed: every change lands, events included.
+    let unit = store.begin_unit().await.unwrap();
+    let g = unit
+        .store()
+        .create_group(
+            NewGroup {
+                name: "unit".into(),
+                is_superuser: false,
+                parent: None,
+                attributes: serde_json::json!({}),
+                users: vec![],
+            },
+            &actor(),
+        )
+        .await
+        .unwrap();
+    let mut n = NewUser::named("in-unit");
+    n.groups = vec![g.group.uuid];
+    unit.store().create_user(n, &actor()).await.unwrap();
+    // The unit sees its own writes; others do not yet (on PostgreSQL; SQLite readers use
+    // another connection, so the same holds).
+    assert!(unit.store().find_user_by_username("in-unit").await.is_ok());
+    assert!(matches!(
+        store.find_user_by_username("in-unit").await,
+        Err(StoreError::NotFound)
+    ));
+    unit.commit().await.unwrap();
+    assert_eq!(
+        store
+            .find_user_by_username("in-unit")
+            .await
+            .unwrap()
+            .groups
+            .len(),
+        1
+    );
+
+    // A failure inside a unit leaves the unit usable (savepoint), and a rollback undoes all.
+    let before = store.snapshot().await.unwrap();
+    let unit = store.begin_unit().await.unwrap();
+    unit.store()
+        .create_user(NewUser::named("rolled-back"), &actor())
+        .await
+        .unwrap();
+    let dup = unit
+        .store()
+        .create_user(NewUser::named("in-unit"), &actor())
+        .await;
+    assert!(matches!(dup, Err(StoreError::Conflict { .. })));
+    assert!(
+        unit.store()
+            .find_user_by_username("rolled-back")
+            .await
+            .is_ok(),
+        "savepoint kept earlier work"
+    );
+    unit.rollback().await.unwrap();
+    assert_eq!(store.snapshot().await.unwrap(), before);
+
+    // Dropping a unit rolls it back too.
+    {
+        let unit = store.begin_unit().await.unwrap();
+        unit.store()
+            .create_user(NewUser::named("dropped"), &actor())
+            .await
+            .unwrap();
+    }
+    assert!(matches!(
+        store.find_user_by_username("dropped").await,
+        Err(StoreError::NotFound)
+    ));
+    // And the store still writes afterwards (the SQLite writer was released).
+    store
+        .create_user(NewUser::named("after"), &actor())
+        .await
+        .unwrap();
+}
+
 both_backends!(
+    unit_of_work_is_all_or_nothing,
     one_default_brand_migration,
     users_round_trip,
     user_lists_filter_search_and_page,
