@@ -47,7 +47,7 @@ pub struct BlueprintError {
 }
 
 impl BlueprintError {
-    pub(crate) fn new(location: Location, kind: ErrorKind) -> Self {
+    pub fn new(location: Location, kind: ErrorKind) -> Self {
         Self {
             location: Box::new(location),
             kind,
@@ -104,4 +104,14 @@ pub enum ErrorKind {
     OutputBudget { limit: usize },
     #[error("evaluation nested deeper than {limit} levels")]
     EvaluationTooDeep { limit: usize },
+    #[error("unknown model {0:?}")]
+    UnknownModel(String),
+    /// The model refused the values (validation, a missing reference, a conflict).
+    #[error("{0}")]
+    Model(String),
+    /// `must_created` found the object already there.
+    #[error("object already exists (state: must_created)")]
+    AlreadyExists,
+    #[error("the database failed: {0}")]
+    Store(String),
 }

@@ -18,12 +18,16 @@
 //!                       +--- Resolver (key_of, find, find_object) <--- apply step
 //! ```
 
+mod apply;
 mod error;
 mod eval;
 mod node;
 mod parse;
 pub mod python;
 
+pub use apply::{
+    ApplyOptions, ApplyReport, Found, ModelError, ModelHandler, Registry, apply, check_models, same,
+};
 pub use error::{BlueprintError, ErrorKind, Location};
 pub use eval::{EvaluatedEntry, Evaluator, Limits, Resolver};
 pub use node::{Node, Tag};

@@ -3,6 +3,7 @@
 //! only crate that knows axum; handlers decode, call the store and the domain, and encode.
 
 pub mod api;
+pub mod blueprints;
 pub mod credentials;
 pub mod error;
 pub mod extract;
@@ -57,6 +58,18 @@ impl AppState {
             clock,
             install_id,
             ready: std::sync::atomic::AtomicBool::new(false),
+        }
+    }
+
+    /// The same state over another store (a unit of work's, for blueprints).
+    pub fn with_store(&self, store: Store) -> Self {
+        Self {
+            store,
+            secrets: self.secrets.clone(),
+            hasher: self.hasher.clone(),
+            clock: self.clock.clone(),
+            install_id: self.install_id.clone(),
+            ready: std::sync::atomic::AtomicBool::new(true),
         }
     }
 

@@ -82,6 +82,19 @@ pub async fn create(
     ApiJson(r): ApiJson<ApplicationRequest>,
 ) -> ApiResult<(StatusCode, Json<ApplicationSerializer>)> {
     auth.require_superuser()?;
+    let created = create_application(&state.store, &auth.actor(), r).await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(ApplicationSerializer::from(&created)),
+    ))
+}
+
+/// Creates an application from a request, validated as the API validates it.
+pub(crate) async fn create_application(
+    store: &portcullis_store::Store,
+    actor: &portcullis_core::Actor,
+    r: ApplicationRequest,
+) -> ApiResult<Application> {
     let mut errors = FieldErrors::new();
     require(
         &mut errors,
@@ -103,11 +116,40 @@ pub async fn create(
         open_in_new_tab: r.open_in_new_tab.unwrap_or(false),
         meta_hide: r.meta_hide.unwrap_or(false),
     };
-    let created = state.store.create_application(app, &auth.actor()).await?;
-    Ok((
-        StatusCode::CREATED,
-        Json(ApplicationSerializer::from(&created)),
-    ))
+    Ok(store.create_application(app, actor).await?)
+}
+
+/// Changes an application from a request (`partial` as PATCH), validated as the API does.
+pub(crate) async fn update_application(
+    store: &portcullis_store::Store,
+    actor: &portcullis_core::Actor,
+    slug: &str,
+    r: ApplicationRequest,
+    partial: bool,
+) -> ApiResult<Application> {
+    let mut errors = FieldErrors::new();
+    if !partial {
+        require(
+            &mut errors,
+            &[("name", r.name.is_some()), ("slug", r.slug.is_some())],
+        );
+    }
+    validate_request(&r, &mut errors);
+    check(errors)?;
+    let patch = ApplicationPatch {
+        name: r.name,
+        slug: r.slug,
+        provider: r.provider,
+        group: r.group,
+        meta_launch_url: r.meta_launch_url,
+        meta_description: r.meta_description,
+        meta_publisher: r.meta_publisher,
+        policy_engine_mode: r.policy_engine_mode,
+        open_in_new_tab: r.open_in_new_tab,
+        meta_hide: r.meta_hide,
+        meta_icon: r.meta_icon.map(|i| Some(i).filter(|i| !i.is_empty())),
+    };
+    Ok(store.update_application(slug, patch, actor).await?)
 }
 
 #[utoipa::path(get, path = "/api/v3/core/applications/{slug}/", tag = "core", operation_id = "core_applications_retrieve",
@@ -131,32 +173,7 @@ async fn update_inner(
 ) -> ApiResult<Json<ApplicationSerializer>> {
     auth.require_superuser()?;
     state.store.find_application(path_key(slug)?).await?;
-    let mut errors = FieldErrors::new();
-    if !partial {
-        require(
-            &mut errors,
-            &[("name", r.name.is_some()), ("slug", r.slug.is_some())],
-        );
-    }
-    validate_request(&r, &mut errors);
-    check(errors)?;
-    let patch = ApplicationPatch {
-        name: r.name,
-        slug: r.slug,
-        provider: r.provider,
-        group: r.group,
-        meta_launch_url: r.meta_launch_url,
-        meta_description: r.meta_description,
-        meta_publisher: r.meta_publisher,
-        policy_engine_mode: r.policy_engine_mode,
-        open_in_new_tab: r.open_in_new_tab,
-        meta_hide: r.meta_hide,
-        meta_icon: r.meta_icon.map(|i| Some(i).filter(|i| !i.is_empty())),
-    };
-    let a = state
-        .store
-        .update_application(slug, patch, &auth.actor())
-        .await?;
+    let a = update_application(&state.store, &auth.actor(), slug, r, partial).await?;
     Ok(Json(ApplicationSerializer::from(&a)))
 }
 

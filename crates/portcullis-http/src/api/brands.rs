@@ -123,9 +123,9 @@ fn apply(b: &mut Brand, r: BrandRequest) {
     }
 }
 
-async fn check_certificate(state: &AppState, r: &BrandRequest) -> ApiResult<()> {
+async fn check_certificate(store: &portcullis_store::Store, r: &BrandRequest) -> ApiResult<()> {
     if let Some(Some(kp)) = r.web_certificate {
-        match state.store.find_certificate_keypair(kp).await {
+        match store.find_certificate_keypair(kp).await {
             Ok(_) => {}
             Err(portcullis_store::StoreError::NotFound) => {
                 return Err(ApiError::field(
@@ -167,16 +167,45 @@ pub async fn create(
     ApiJson(r): ApiJson<BrandRequest>,
 ) -> ApiResult<(StatusCode, Json<BrandSerializer>)> {
     auth.require_superuser()?;
+    let created = create_brand(&state.store, &auth.actor(), r).await?;
+    Ok((StatusCode::CREATED, Json(BrandSerializer::from(&created))))
+}
+
+/// Creates a brand from a request, validated as the API validates it.
+pub(crate) async fn create_brand(
+    store: &portcullis_store::Store,
+    actor: &portcullis_core::Actor,
+    r: BrandRequest,
+) -> ApiResult<Brand> {
     let mut errors = FieldErrors::new();
     require(&mut errors, &[("domain", r.domain.is_some())]);
     validate_request(&r, &mut errors);
     check(errors)?;
-    check_certificate(&state, &r).await?;
+    check_certificate(store, &r).await?;
     let mut b = Brand::fallback();
     b.uuid = Uuid::nil();
     apply(&mut b, r);
-    let created = state.store.create_brand(b, &auth.actor()).await?;
-    Ok((StatusCode::CREATED, Json(BrandSerializer::from(&created))))
+    Ok(store.create_brand(b, actor).await?)
+}
+
+/// Changes a brand from a request (`partial` as PATCH), validated as the API validates it.
+pub(crate) async fn update_brand(
+    store: &portcullis_store::Store,
+    actor: &portcullis_core::Actor,
+    uuid: Uuid,
+    r: BrandRequest,
+    partial: bool,
+) -> ApiResult<Brand> {
+    let mut b = store.find_brand(uuid).await?;
+    let mut errors = FieldErrors::new();
+    if !partial {
+        require(&mut errors, &[("domain", r.domain.is_some())]);
+    }
+    validate_request(&r, &mut errors);
+    check(errors)?;
+    check_certificate(store, &r).await?;
+    apply(&mut b, r);
+    Ok(store.update_brand(uuid, b, actor).await?)
 }
 
 #[utoipa::path(get, path = "/api/v3/core/brands/{brand_uuid}/", tag = "core", operation_id = "core_brands_retrieve",
@@ -201,16 +230,7 @@ async fn update_inner(
 ) -> ApiResult<Json<BrandSerializer>> {
     auth.require_superuser()?;
     let uuid = path_id::<Uuid>(id)?;
-    let mut b = state.store.find_brand(uuid).await?;
-    let mut errors = FieldErrors::new();
-    if !partial {
-        require(&mut errors, &[("domain", r.domain.is_some())]);
-    }
-    validate_request(&r, &mut errors);
-    check(errors)?;
-    check_certificate(state, &r).await?;
-    apply(&mut b, r);
-    let updated = state.store.update_brand(uuid, b, &auth.actor()).await?;
+    let updated = update_brand(&state.store, &auth.actor(), uuid, r, partial).await?;
     Ok(Json(BrandSerializer::from(&updated)))
 }
 

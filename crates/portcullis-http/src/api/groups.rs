@@ -49,7 +49,7 @@ fn validate_request(r: &GroupRequest, errors: &mut FieldErrors) {
     }
 }
 
-async fn serialize(
+pub(crate) async fn serialize(
     state: &AppState,
     g: &portcullis_store::GroupWithMembers,
     inc: GroupIncludes,
@@ -98,12 +98,27 @@ pub async fn create(
     ApiJson(r): ApiJson<GroupRequest>,
 ) -> ApiResult<(StatusCode, Json<GroupSerializer>)> {
     auth.require_superuser()?;
+    let g = create_group(&state.store, &auth.actor(), r).await?;
+    let inc = GroupIncludes {
+        users: true,
+        parents: false,
+        children: false,
+        inherited_roles: false,
+    };
+    Ok((StatusCode::CREATED, Json(serialize(&state, &g, inc).await?)))
+}
+
+/// Creates a group from a request, validated as the API validates it.
+pub(crate) async fn create_group(
+    store: &portcullis_store::Store,
+    actor: &portcullis_core::Actor,
+    r: GroupRequest,
+) -> ApiResult<portcullis_store::GroupWithMembers> {
     let mut errors = FieldErrors::new();
     require(&mut errors, &[("name", r.name.is_some())]);
     validate_request(&r, &mut errors);
     check(errors)?;
-    let g = state
-        .store
+    Ok(store
         .create_group(
             NewGroup {
                 name: r.name.unwrap_or_default(),
@@ -112,16 +127,33 @@ pub async fn create(
                 attributes: r.attributes.unwrap_or_else(|| serde_json::json!({})),
                 users: r.users.unwrap_or_default(),
             },
-            &auth.actor(),
+            actor,
         )
-        .await?;
-    let inc = GroupIncludes {
-        users: true,
-        parents: false,
-        children: false,
-        inherited_roles: false,
+        .await?)
+}
+
+/// Changes a group from a request (`partial` as PATCH), validated as the API validates it.
+pub(crate) async fn update_group(
+    store: &portcullis_store::Store,
+    actor: &portcullis_core::Actor,
+    uuid: Uuid,
+    r: GroupRequest,
+    partial: bool,
+) -> ApiResult<portcullis_store::GroupWithMembers> {
+    let mut errors = FieldErrors::new();
+    if !partial {
+        require(&mut errors, &[("name", r.name.is_some())]);
+    }
+    validate_request(&r, &mut errors);
+    check(errors)?;
+    let patch = GroupPatch {
+        name: r.name,
+        is_superuser: r.is_superuser,
+        parent: r.parents.map(|p| p.into_iter().next()),
+        attributes: r.attributes,
+        users: r.users,
     };
-    Ok((StatusCode::CREATED, Json(serialize(&state, &g, inc).await?)))
+    Ok(store.update_group(uuid, patch, actor).await?)
 }
 
 #[utoipa::path(get, path = "/api/v3/core/groups/{group_uuid}/", tag = "core", operation_id = "core_groups_retrieve",
@@ -147,20 +179,7 @@ async fn update_inner(
     auth.require_superuser()?;
     let uuid = path_id::<Uuid>(id)?;
     state.store.find_group(uuid).await?;
-    let mut errors = FieldErrors::new();
-    if !partial {
-        require(&mut errors, &[("name", r.name.is_some())]);
-    }
-    validate_request(&r, &mut errors);
-    check(errors)?;
-    let patch = GroupPatch {
-        name: r.name,
-        is_superuser: r.is_superuser,
-        parent: r.parents.map(|p| p.into_iter().next()),
-        attributes: r.attributes,
-        users: r.users,
-    };
-    let g = state.store.update_group(uuid, patch, &auth.actor()).await?;
+    let g = update_group(&state.store, &auth.actor(), uuid, r, partial).await?;
     let inc = GroupIncludes {
         users: true,
         parents: false,

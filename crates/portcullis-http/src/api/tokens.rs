@@ -30,7 +30,7 @@ pub fn new_key(state: &AppState) -> ApiResult<(String, String, String)> {
     Ok((key, hash, enc))
 }
 
-fn validate_request(r: &TokenRequest, errors: &mut FieldErrors) {
+pub(crate) fn validate_request(r: &TokenRequest, errors: &mut FieldErrors) {
     if let Some(v) = &r.identifier {
         if v.len() > 255 {
             errors.add(
@@ -74,7 +74,7 @@ async fn find_visible(state: &AppState, auth: &Auth, identifier: &str) -> ApiRes
     Ok(t)
 }
 
-async fn serialize(state: &AppState, t: &Token) -> ApiResult<TokenSerializer> {
+pub(crate) async fn serialize(state: &AppState, t: &Token) -> ApiResult<TokenSerializer> {
     let owner = state.store.find_user(t.user_pk).await?;
     Ok(TokenSerializer::new(state, t, &owner))
 }

@@ -114,6 +114,20 @@ pub async fn create(
     ApiJson(r): ApiJson<UserRequest>,
 ) -> ApiResult<(StatusCode, Json<UserSerializer>)> {
     auth.require_superuser()?;
+    let created = create_user(&state.store, &auth.actor(), r).await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(UserSerializer::new(&state, &created, true, true)),
+    ))
+}
+
+/// Creates a user from a request, validated as the API validates it (the API's create and
+/// blueprints both come here).
+pub(crate) async fn create_user(
+    store: &portcullis_store::Store,
+    actor: &portcullis_core::Actor,
+    r: UserRequest,
+) -> ApiResult<portcullis_store::UserWithGroups> {
     let mut errors = FieldErrors::new();
     require(
         &mut errors,
@@ -136,11 +150,40 @@ pub async fn create(
         new.user_type = t;
     }
     new.groups = r.groups.unwrap_or_default();
-    let created = state.store.create_user(new, &auth.actor()).await?;
-    Ok((
-        StatusCode::CREATED,
-        Json(UserSerializer::new(&state, &created, true, true)),
-    ))
+    Ok(store.create_user(new, actor).await?)
+}
+
+/// Changes a user from a request (`partial` as PATCH), validated as the API validates it.
+pub(crate) async fn update_user(
+    store: &portcullis_store::Store,
+    actor: &portcullis_core::Actor,
+    id: i32,
+    r: UserRequest,
+    partial: bool,
+) -> ApiResult<portcullis_store::UserWithGroups> {
+    let mut errors = FieldErrors::new();
+    if !partial {
+        require(
+            &mut errors,
+            &[
+                ("username", r.username.is_some()),
+                ("name", r.name.is_some()),
+            ],
+        );
+    }
+    validate_request(&r, &mut errors);
+    check(errors)?;
+    let patch = UserPatch {
+        username: r.username,
+        name: r.name,
+        email: r.email,
+        is_active: r.is_active,
+        attributes: r.attributes,
+        path: r.path,
+        user_type: r.user_type,
+        groups: r.groups,
+    };
+    Ok(store.update_user(id, patch, actor).await?)
 }
 
 /// Loads a user the caller may see: anyone for superusers, only themselves otherwise (others
@@ -195,29 +238,7 @@ async fn update_inner(
             return Err(ApiError::Forbidden);
         }
     }
-    let mut errors = FieldErrors::new();
-    if !partial {
-        require(
-            &mut errors,
-            &[
-                ("username", r.username.is_some()),
-                ("name", r.name.is_some()),
-            ],
-        );
-    }
-    validate_request(&r, &mut errors);
-    check(errors)?;
-    let patch = UserPatch {
-        username: r.username,
-        name: r.name,
-        email: r.email,
-        is_active: r.is_active,
-        attributes: r.attributes,
-        path: r.path,
-        user_type: r.user_type,
-        groups: r.groups,
-    };
-    let u = state.store.update_user(id, patch, &auth.actor()).await?;
+    let u = update_user(&state.store, &auth.actor(), id, r, partial).await?;
     Ok(Json(UserSerializer::new(state, &u, true, true)))
 }
 

@@ -1,0 +1,220 @@
+//! Blueprints applied through the model registry: the objects they make are checked through
+//! the API, applying twice changes nothing, and a broken entry rolls everything back.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    clippy::panic
+)]
+
+use portcullis_blueprint::{ApplyOptions, ErrorKind, parse};
+use portcullis_http::blueprints::apply_blueprint;
+use portcullis_testkit::{Backend, TestApp, both_backends};
+use serde_json::{Value, json};
+
+const CORE: &str = include_str!("blueprints/core.yaml");
+const TOKEN_KEY: &str = "blueprint-token-key-0123456789abcdef";
+
+fn env(name: &str) -> Option<String> {
+    (name == "BLUEPRINT_TEST_PASSWORD").then(|| "s3cret from env".to_owned())
+}
+
+fn options() -> ApplyOptions<'static> {
+    use portcullis_core::Clock;
+    let kp = portcullis_crypto::generate_self_signed(
+        "imported.example.com",
+        &[],
+        30,
+        portcullis_core::SystemClock.now(),
+    )
+    .unwrap();
+    let mut context = serde_json::Map::new();
+    context.insert("token_key".into(), Value::from(TOKEN_KEY));
+    context.insert("cert".into(), Value::from(kp.certificate_pem));
+    context.insert("key".into(), Value::from(kp.private_key_pem));
+    ApplyOptions {
+        context,
+        env: &env,
+        blueprints_dir: None,
+    }
+}
+
+async fn get(app: &TestApp, path: &str) -> Value {
+    let r = app
+        .request(reqwest::Method::GET, path, Some(&app.admin_token))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200, "GET {path}");
+    r.json().await.unwrap()
+}
+
+async fn applies_the_core_models(b: Backend) {
+    let app = TestApp::spawn(b).await;
+    let bp = parse(CORE, "core.yaml").unwrap();
+    let opts = options();
+    let report = apply_blueprint(&app.state, &bp, &opts).await.unwrap();
+    assert_eq!(
+        (report.created, report.updated, report.deleted),
+        (7, 0, 0),
+        "{report:?}"
+    );
+
+    let alice = &get(&app, "/api/v3/core/users/?username=alice").await["results"][0];
+    assert_eq!(alice["name"], "Alice Liddell");
+    assert_eq!(alice["is_superuser"], true);
+    let groups: Vec<&str> = alice["groups_obj"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|g| g["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(groups, ["developers", "platform admins"]);
+    let devs = &get(&app, "/api/v3/core/groups/?name=developers").await["results"][0];
+    let admins = &get(&app, "/api/v3/core/groups/?name=platform%20admins").await["results"][0];
+    assert_eq!(devs["parents"], json!([admins["pk"]]));
+    assert_eq!(admins["attributes"]["notes"], "managed by a blueprint");
+    let pk = alice["pk"].as_i64().unwrap() as i32;
+    assert!(
+        portcullis_http::credentials::verify_user_password(&app.state, Some(pk), "s3cret from env")
+            .await
+            .unwrap()
+    );
+    // The token's key is the one the blueprint gave, and it authenticates.
+    let me = app
+        .request(
+            reqwest::Method::GET,
+            "/api/v3/core/users/me/",
+            Some(TOKEN_KEY),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(me.status(), 200);
+    assert_eq!(
+        me.json::<Value>().await.unwrap()["user"]["username"],
+        "alice"
+    );
+    let wiki = get(&app, "/api/v3/core/applications/wiki/").await;
+    assert_eq!(
+        (wiki["name"].as_str(), wiki["group"].as_str()),
+        (Some("Wiki"), Some("Internal"))
+    );
+    let brand = &get(&app, "/api/v3/core/brands/?domain=auth.example.com").await["results"][0];
+    assert_eq!(brand["branding_title"], "Example SSO");
+    let kp = &get(&app, "/api/v3/crypto/certificatekeypairs/?name=imported").await["results"][0];
+    assert_eq!(kp["private_key_available"], true);
+
+    // Applying the same blueprint again changes nothing: no writes, no events, same timestamps.
+    let events = get(&app, "/api/v3/events/events/").await["pagination"]["count"].clone();
+    let before = app.snapshot().await;
+    let again = apply_blueprint(&app.state, &bp, &opts).await.unwrap();
+    assert!(!again.changed(), "{again:?}");
+    assert_eq!(app.snapshot().await, before);
+    assert_eq!(
+        get(&app, "/api/v3/events/events/").await["pagination"]["count"],
+        events
+    );
+
+    // A changed attribute updates only that object.
+    let changed = CORE.replace("name: Wiki", "name: Team Wiki");
+    let r = apply_blueprint(&app.state, &parse(&changed, "core.yaml").unwrap(), &opts)
+        .await
+        .unwrap();
+    assert_eq!((r.created, r.updated), (0, 1), "{r:?}");
+    assert_eq!(
+        get(&app, "/api/v3/core/applications/wiki/").await["name"],
+        "Team Wiki"
+    );
+}
+
+async fn a_broken_entry_rolls_back_everything(b: Backend) {
+    let app = TestApp::spawn(b).await;
+    let before = app.snapshot().await;
+    let broken = format!(
+        "{CORE}\n  - model: authentik_core.application\n    identifiers:\n      slug: broken\n    attrs:\n      name: Broken\n      meta_launch_url: not a url\n"
+    );
+    let bp = parse(&broken, "broken.yaml").unwrap();
+    let err = apply_blueprint(&app.state, &bp, &options())
+        .await
+        .unwrap_err();
+    assert_eq!(err.location.entry, Some(8));
+    assert_eq!(
+        err.location.model.as_deref(),
+        Some("authentik_core.application")
+    );
+    assert_eq!(err.location.path, "attrs.meta_launch_url");
+    assert!(
+        err.to_string().starts_with(
+            "broken.yaml: entry 8 (authentik_core.application) attrs.meta_launch_url:"
+        ),
+        "{err}"
+    );
+    assert_eq!(
+        app.snapshot().await,
+        before,
+        "nothing of a failed blueprint stays"
+    );
+    // The store writes normally afterwards.
+    let ok = apply_blueprint(&app.state, &parse(CORE, "core.yaml").unwrap(), &options())
+        .await
+        .unwrap();
+    assert_eq!(ok.created, 7);
+}
+
+async fn states_and_unknown_models(b: Backend) {
+    let app = TestApp::spawn(b).await;
+    let opts = options();
+    let create = "version: 1\nentries:\n- model: authentik_core.group\n  state: must_created\n  identifiers: {name: once}\n";
+    apply_blueprint(&app.state, &parse(create, "a.yaml").unwrap(), &opts)
+        .await
+        .unwrap();
+    let err = apply_blueprint(&app.state, &parse(create, "a.yaml").unwrap(), &opts)
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind, ErrorKind::AlreadyExists);
+    // `created` never updates an existing object.
+    let created = "version: 1\nentries:\n- model: authentik_core.group\n  state: created\n  identifiers: {name: once}\n  attrs: {is_superuser: true}\n";
+    let r = apply_blueprint(&app.state, &parse(created, "b.yaml").unwrap(), &opts)
+        .await
+        .unwrap();
+    assert_eq!(r.unchanged, 1);
+    assert_eq!(
+        get(&app, "/api/v3/core/groups/?name=once").await["results"][0]["is_superuser"],
+        false
+    );
+    // `absent` deletes.
+    let absent = "version: 1\nentries:\n- model: authentik_core.group\n  state: absent\n  identifiers: {name: once}\n";
+    let r = apply_blueprint(&app.state, &parse(absent, "c.yaml").unwrap(), &opts)
+        .await
+        .unwrap();
+    assert_eq!(r.deleted, 1);
+    assert_eq!(
+        get(&app, "/api/v3/core/groups/?name=once").await["pagination"]["count"],
+        0
+    );
+    // An unknown model is refused before anything is written.
+    let before = app.snapshot().await;
+    let unknown = "version: 1\nentries:\n- model: authentik_core.group\n  identifiers: {name: first}\n- model: authentik_core.nope\n  identifiers: {name: x}\n";
+    let err = apply_blueprint(&app.state, &parse(unknown, "d.yaml").unwrap(), &opts)
+        .await
+        .unwrap_err();
+    assert_eq!(
+        err.kind,
+        ErrorKind::UnknownModel("authentik_core.nope".into())
+    );
+    assert_eq!(err.location.entry, Some(1));
+    assert_eq!(app.snapshot().await, before);
+    // Looking up by a field a model does not know names it.
+    let bad_find = "version: 1\nentries:\n- model: authentik_core.user\n  identifiers: {favourite_colour: blue}\n";
+    let err = apply_blueprint(&app.state, &parse(bad_find, "e.yaml").unwrap(), &opts)
+        .await
+        .unwrap_err();
+    assert_eq!(err.location.path, "identifiers.favourite_colour");
+}
+
+both_backends!(
+    applies_the_core_models,
+    a_broken_entry_rolls_back_everything,
+    states_and_unknown_models
+);
