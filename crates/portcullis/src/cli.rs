@@ -40,6 +40,9 @@ pub enum Command {
     /// Manage API tokens.
     #[command(subcommand)]
     Token(TokenCommand),
+    /// Apply blueprints (authentik's YAML format).
+    #[command(subcommand)]
+    Blueprint(BlueprintCommand),
     /// Exit 0 when the local server answers its readiness check.
     Healthcheck {
         /// Address to check (defaults to the configured HTTP listener, on loopback).
@@ -80,6 +83,16 @@ pub enum UserCommand {
     },
     /// List users.
     List,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum BlueprintCommand {
+    /// Apply each file in its own transaction: all of a file or none of it. Stops at the
+    /// first file that fails, naming the entry and field.
+    Apply {
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -139,6 +152,23 @@ pub async fn run(cli: Cli, config: Config) -> anyhow::Result<()> {
         Command::Healthcheck { url } => healthcheck(url.as_deref(), &config).await,
         Command::User(cmd) => user(cmd, &config).await,
         Command::Token(cmd) => token(cmd, &config).await,
+        Command::Blueprint(BlueprintCommand::Apply { files }) => {
+            let ctx = server::open(&config).await?;
+            let state = server::app_state(&ctx);
+            for file in &files {
+                let report = crate::blueprints::apply_file(&state, file).await?;
+                println!(
+                    "{}: {} created, {} updated, {} deleted, {} unchanged",
+                    file.display(),
+                    report.created,
+                    report.updated,
+                    report.deleted,
+                    report.unchanged + report.skipped
+                );
+            }
+            ctx.store.close().await;
+            Ok(())
+        }
     }
 }
 

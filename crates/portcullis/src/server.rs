@@ -49,6 +49,16 @@ pub async fn open(config: &Config) -> anyhow::Result<Opened> {
     })
 }
 
+/// The HTTP layer's state over an opened store.
+pub fn app_state(ctx: &Opened) -> AppState {
+    AppState::new(
+        ctx.store.clone(),
+        ctx.secrets.clone(),
+        ctx.hasher.clone(),
+        ctx.secret_key.expose_secret(),
+    )
+}
+
 pub async fn serve(config: Config) -> anyhow::Result<()> {
     let started = std::time::Instant::now();
     let prometheus = metrics_exporter_prometheus::PrometheusBuilder::new()
@@ -73,12 +83,10 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     }
     .run()
     .await?;
-    let state = Arc::new(AppState::new(
-        ctx.store.clone(),
-        ctx.secrets.clone(),
-        ctx.hasher.clone(),
-        ctx.secret_key.expose_secret(),
-    ));
+    let state = Arc::new(app_state(&ctx));
+    if let Some(dir) = &config.blueprints_dir {
+        crate::blueprints::apply_dir(&state, dir).await;
+    }
     state.ready.store(true, Ordering::Release);
 
     let tls = tls_config(&ctx).await?;

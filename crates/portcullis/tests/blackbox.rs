@@ -586,3 +586,60 @@ fn https_serves_the_generated_self_signed_certificate() {
         .unwrap();
     assert_eq!(r.status(), 204);
 }
+
+#[test]
+fn blueprints_from_the_command_line_and_the_blueprints_dir() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    std::fs::write(
+        d.join("team.yaml"),
+        "version: 1\nmetadata:\n  name: team\nentries:\n  - model: authentik_core.group\n    id: team\n    identifiers:\n      name: team\n  - model: authentik_core.user\n    identifiers:\n      username: bob\n    attrs:\n      name: Bob\n      groups: [!KeyOf team]\n  - model: authentik_core.application\n    identifiers:\n      slug: chat\n    attrs:\n      name: Chat\n      meta_description: !File description.txt\n",
+    )
+    .unwrap();
+    std::fs::write(d.join("description.txt"), "Where the team talks").unwrap();
+    let (ok, out, err) = cli(d, &["blueprint", "apply", "team.yaml"], None);
+    assert!(ok, "{out}{err}");
+    assert!(
+        out.contains("team.yaml: 3 created, 0 updated, 0 deleted, 0 unchanged"),
+        "{out}"
+    );
+    let (ok, out, _) = cli(d, &["blueprint", "apply", "team.yaml"], None);
+    assert!(
+        ok && out.contains("0 created, 0 updated, 0 deleted, 3 unchanged"),
+        "{out}"
+    );
+    std::fs::write(d.join("broken.yaml"), "version: 1\nentries:\n  - model: authentik_core.user\n    identifiers:\n      username: carl\n    attrs:\n      name: Carl\n      email: not an email\n").unwrap();
+    let (ok, _, err) = cli(d, &["blueprint", "apply", "broken.yaml"], None);
+    assert!(!ok, "{err}");
+    assert_eq!(err.trim().lines().count(), 1, "{err}");
+    assert!(
+        err.contains("broken.yaml: entry 0 (authentik_core.user) attrs.email"),
+        "{err}"
+    );
+    let (ok, _, err) = cli(d, &["blueprint", "apply", "missing.yaml"], None);
+    assert!(!ok && err.contains("missing.yaml"), "{err}");
+
+    // Blueprints in PORTCULLIS_BLUEPRINTS_DIR apply at start, with !Env from the environment.
+    let bp_dir = d.join("blueprints");
+    std::fs::create_dir(&bp_dir).unwrap();
+    std::fs::write(
+        bp_dir.join("brand.yaml"),
+        "version: 1\nentries:\n  - model: authentik_brands.brand\n    identifiers:\n      domain: sso.example.com\n    attrs:\n      branding_title: !Env [BRAND_TITLE, Fallback]\n",
+    )
+    .unwrap();
+    let mut env = bootstrap_env();
+    let bp_dir_s = bp_dir.display().to_string();
+    env.push(("PORTCULLIS_BLUEPRINTS_DIR", bp_dir_s.as_str()));
+    env.push(("BRAND_TITLE", "Example SSO"));
+    let s = serve(d, &env);
+    let brands = s.get("core/brands/?domain=sso.example.com");
+    assert_eq!(brands["results"][0]["branding_title"], "Example SSO");
+    assert_eq!(
+        s.get("core/users/?username=bob")["results"][0]["groups_obj"][0]["name"],
+        "team"
+    );
+    assert_eq!(
+        s.get("core/applications/chat/")["meta_description"],
+        "Where the team talks"
+    );
+}
