@@ -6,6 +6,7 @@ pub mod api;
 pub mod blueprints;
 pub mod credentials;
 pub mod error;
+pub mod export;
 pub mod extract;
 pub mod health;
 pub mod openapi;

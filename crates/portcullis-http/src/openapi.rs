@@ -13,7 +13,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use crate::AppState;
-use crate::api::{applications, brands, certificates, events, groups, tokens, users};
+use crate::api::{applications, blueprints, brands, certificates, events, groups, tokens, users};
 use crate::extract::QueryParams;
 
 #[derive(OpenApi)]
@@ -92,6 +92,7 @@ pub fn api_router() -> OpenApiRouter<Arc<AppState>> {
         ))
         .routes(routes!(events::list))
         .routes(routes!(events::retrieve))
+        .routes(routes!(blueprints::export))
 }
 
 /// The document itself.
@@ -199,6 +200,7 @@ mod tests {
             "crypto_certificatekeypairs_view_private_key_retrieve",
             "events_events_list",
             "events_events_retrieve",
+            "managed_blueprints_export_retrieve",
         ];
         assert_eq!(ids, expected);
     }

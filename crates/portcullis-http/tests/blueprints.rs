@@ -213,8 +213,60 @@ async fn states_and_unknown_models(b: Backend) {
     assert_eq!(err.location.path, "identifiers.favourite_colour");
 }
 
+async fn export_apply_export_round_trips(b: Backend) {
+    let source = TestApp::spawn(b).await;
+    apply_blueprint(
+        &source.state,
+        &parse(CORE, "core.yaml").unwrap(),
+        &options(),
+    )
+    .await
+    .unwrap();
+    // A nested group, found by name.
+    let child = "version: 1\nentries:\n- model: authentik_core.group\n  identifiers: {name: interns}\n  attrs: {parents: [!Find [authentik_core.group, [name, developers]]], attributes: {level: 1}}\n";
+    apply_blueprint(
+        &source.state,
+        &parse(child, "child.yaml").unwrap(),
+        &options(),
+    )
+    .await
+    .unwrap();
+    for include_secrets in [false, true] {
+        let first = portcullis_http::export::export(&source.state, include_secrets)
+            .await
+            .unwrap();
+        assert!(
+            first.contains("!KeyOf group/platform admins"),
+            "references use !KeyOf:\n{first}"
+        );
+        assert!(!first.contains(TOKEN_KEY), "token keys are never exported");
+        assert_eq!(
+            first.contains("PRIVATE KEY"),
+            include_secrets,
+            "private keys only when asked for"
+        );
+
+        let target = TestApp::spawn(b).await;
+        let bp = parse(&first, "export.yaml").unwrap();
+        let report = apply_blueprint(&target.state, &bp, &options())
+            .await
+            .unwrap();
+        assert!(report.created > 0, "{report:?}");
+        let second = portcullis_http::export::export(&target.state, include_secrets)
+            .await
+            .unwrap();
+        assert_eq!(first, second, "export -> apply -> export changed something");
+        // And the export applies to its own instance as a no-op.
+        let again = apply_blueprint(&target.state, &bp, &options())
+            .await
+            .unwrap();
+        assert!(!again.changed(), "{again:?}");
+    }
+}
+
 both_backends!(
     applies_the_core_models,
     a_broken_entry_rolls_back_everything,
-    states_and_unknown_models
+    states_and_unknown_models,
+    export_apply_export_round_trips
 );

@@ -93,6 +93,12 @@ pub enum BlueprintCommand {
         #[arg(required = true)]
         files: Vec<PathBuf>,
     },
+    /// Print the current configuration as a blueprint that applies to an empty instance.
+    Export {
+        /// Include private keys of certificate keypairs (records a secret_view event).
+        #[arg(long)]
+        include_secrets: bool,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -152,6 +158,15 @@ pub async fn run(cli: Cli, config: Config) -> anyhow::Result<()> {
         Command::Healthcheck { url } => healthcheck(url.as_deref(), &config).await,
         Command::User(cmd) => user(cmd, &config).await,
         Command::Token(cmd) => token(cmd, &config).await,
+        Command::Blueprint(BlueprintCommand::Export { include_secrets }) => {
+            let ctx = server::open(&config).await?;
+            let yaml = portcullis_http::export::export(&server::app_state(&ctx), include_secrets)
+                .await
+                .map_err(|e| anyhow::anyhow!("export failed: {e:?}"))?;
+            print!("{yaml}");
+            ctx.store.close().await;
+            Ok(())
+        }
         Command::Blueprint(BlueprintCommand::Apply { files }) => {
             let ctx = server::open(&config).await?;
             let state = server::app_state(&ctx);

@@ -1,6 +1,7 @@
 //! REST API v3 handlers, one module per resource, at authentik's paths.
 
 pub mod applications;
+pub mod blueprints;
 pub mod brands;
 pub mod certificates;
 pub mod events;
