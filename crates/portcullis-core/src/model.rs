@@ -504,3 +504,35 @@ mod tests {
         assert_eq!(Ordering::parse(""), Ordering::default());
     }
 }
+
+string_enum!(
+    /// authentik's `BlueprintInstanceStatusEnum`.
+    BlueprintStatus {
+        Successful => "successful",
+        Warning => "warning",
+        Error => "error",
+        Orphaned => "orphaned",
+        Unknown => "unknown",
+    }
+);
+
+/// A blueprint Portcullis knows of: a file in the blueprints directory, a built-in one, or
+/// content stored in the database; with the outcome of its last apply.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct BlueprintInstance {
+    pub uuid: Uuid,
+    pub name: String,
+    /// Relative to the blueprints directory, or `builtin/...` for the embedded ones; empty
+    /// when the content is stored in the database.
+    pub path: String,
+    pub context: Value,
+    pub last_applied: DateTime<Utc>,
+    pub last_applied_hash: String,
+    pub status: BlueprintStatus,
+    pub enabled: bool,
+    pub managed_models: Vec<String>,
+    pub metadata: Value,
+    pub content: Option<String>,
+    /// Why the last apply failed, when it did.
+    pub last_error: Option<String>,
+}

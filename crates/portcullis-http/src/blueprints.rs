@@ -967,3 +967,281 @@ impl ModelHandler<Context> for CertificateKeyPairModel {
             })
     }
 }
+
+// ------------------------------------------------------------------------------- instances
+
+/// Blueprints embedded in the binary, applied at every start in this order, before the files
+/// of the blueprints directory.
+pub const BUILTINS: &[(&str, &str)] = &[(
+    "builtin/system/bootstrap.yaml",
+    include_str!("../blueprints/system/bootstrap.yaml"),
+)];
+
+/// The largest blueprint file read.
+const MAX_FILE: u64 = portcullis_blueprint::MAX_BYTES as u64;
+
+/// The text of an instance's blueprint: embedded, stored in the database, or a file inside the
+/// blueprints directory (never outside it).
+pub fn instance_content(
+    state: &AppState,
+    inst: &portcullis_core::BlueprintInstance,
+) -> Result<String, String> {
+    if let Some(c) = &inst.content
+        && inst.path.is_empty()
+    {
+        return Ok(c.clone());
+    }
+    if let Some((_, text)) = BUILTINS.iter().find(|(p, _)| *p == inst.path) {
+        return Ok((*text).to_owned());
+    }
+    let dir = state
+        .blueprints_dir
+        .as_ref()
+        .ok_or("no blueprints directory is configured")?;
+    let file = resolve_in(dir, &inst.path)?;
+    let meta = std::fs::metadata(&file).map_err(|e| format!("{}: {e}", inst.path))?;
+    if meta.len() > MAX_FILE {
+        return Err(format!("{}: larger than {MAX_FILE} bytes", inst.path));
+    }
+    std::fs::read_to_string(&file).map_err(|e| format!("{}: {e}", inst.path))
+}
+
+/// `rel` inside `dir`, refusing anything that leaves it (`..`, absolute paths, symlinks out).
+fn resolve_in(dir: &std::path::Path, rel: &str) -> Result<std::path::PathBuf, String> {
+    let rel_path = std::path::Path::new(rel);
+    if rel_path.is_absolute()
+        || rel_path
+            .components()
+            .any(|c| matches!(c, std::path::Component::ParentDir))
+    {
+        return Err(format!("{rel}: path leaves the blueprints directory"));
+    }
+    let root = std::fs::canonicalize(dir).map_err(|e| format!("blueprints directory: {e}"))?;
+    let file = std::fs::canonicalize(root.join(rel_path)).map_err(|e| format!("{rel}: {e}"))?;
+    if !file.starts_with(&root) {
+        return Err(format!("{rel}: path leaves the blueprints directory"));
+    }
+    Ok(file)
+}
+
+/// What an apply is judged by: the text and the context together.
+fn content_hash(text: &str, context: &Value) -> String {
+    portcullis_crypto::sha256_hex(format!("{text}\n{context}").as_bytes())
+}
+
+fn env_lookup(state: &AppState, name: &str) -> Option<String> {
+    state
+        .blueprint_env
+        .get(name)
+        .cloned()
+        .or_else(|| std::env::var(name).ok())
+}
+
+/// Applies one instance now and records how it went.
+pub async fn apply_instance(
+    state: &AppState,
+    inst: &portcullis_core::BlueprintInstance,
+) -> Result<portcullis_core::BlueprintInstance, StoreError> {
+    use portcullis_core::BlueprintStatus;
+    let outcome =
+        |status, hash: String, models: Vec<String>, metadata: Value, error: Option<String>| {
+            portcullis_store::ApplyOutcome {
+                status,
+                hash,
+                managed_models: models,
+                metadata,
+                error,
+            }
+        };
+    let text = match instance_content(state, inst) {
+        Ok(t) => t,
+        Err(e) => {
+            return state
+                .store
+                .record_blueprint_outcome(
+                    inst.uuid,
+                    outcome(
+                        BlueprintStatus::Error,
+                        String::new(),
+                        vec![],
+                        json_obj(),
+                        Some(e),
+                    ),
+                )
+                .await;
+        }
+    };
+    let hash = content_hash(&text, &inst.context);
+    let source = if inst.path.is_empty() {
+        inst.name.clone()
+    } else {
+        inst.path.clone()
+    };
+    let bp = match portcullis_blueprint::parse(&text, &source) {
+        Ok(bp) => bp,
+        Err(e) => {
+            return state
+                .store
+                .record_blueprint_outcome(
+                    inst.uuid,
+                    outcome(
+                        BlueprintStatus::Error,
+                        hash,
+                        vec![],
+                        json_obj(),
+                        Some(e.to_string()),
+                    ),
+                )
+                .await;
+        }
+    };
+    let mut models: Vec<String> = bp.entries.iter().map(|e| e.model.clone()).collect();
+    models.sort();
+    models.dedup();
+    let metadata = match &bp.metadata {
+        Some(m) => serde_json::json!({"name": m.name, "labels": m.labels}),
+        None => json_obj(),
+    };
+    let env = |name: &str| env_lookup(state, name);
+    let options = ApplyOptions {
+        context: inst.context.as_object().cloned().unwrap_or_default(),
+        env: &env,
+        blueprints_dir: if inst.path.starts_with("builtin/") {
+            None
+        } else {
+            state.blueprints_dir.clone()
+        },
+    };
+    match apply_blueprint(state, &bp, &options).await {
+        Ok(_) => {
+            state
+                .store
+                .record_blueprint_outcome(
+                    inst.uuid,
+                    outcome(BlueprintStatus::Successful, hash, models, metadata, None),
+                )
+                .await
+        }
+        Err(e) => {
+            tracing::error!(blueprint = %source, error = %e, "blueprint not applied");
+            state
+                .store
+                .record_blueprint_outcome(
+                    inst.uuid,
+                    outcome(
+                        BlueprintStatus::Error,
+                        hash,
+                        models,
+                        metadata,
+                        Some(e.to_string()),
+                    ),
+                )
+                .await
+        }
+    }
+}
+
+fn json_obj() -> Value {
+    Value::Object(Map::new())
+}
+
+/// Files of the blueprints directory, relative to it, in path order.
+pub fn available_files(state: &AppState) -> Vec<String> {
+    let Some(dir) = &state.blueprints_dir else {
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    collect(dir, dir, &mut out, 0);
+    out.sort();
+    out
+}
+
+fn collect(root: &std::path::Path, dir: &std::path::Path, out: &mut Vec<String>, depth: usize) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for e in entries.flatten() {
+        let path = e.path();
+        let Ok(kind) = e.file_type() else { continue };
+        if kind.is_dir() && depth < 8 {
+            collect(root, &path, out, depth + 1);
+        } else if kind.is_file()
+            && path.extension().is_some_and(|x| x == "yaml" || x == "yml")
+            && let Ok(rel) = path.strip_prefix(root)
+        {
+            out.push(rel.to_string_lossy().into_owned());
+        }
+    }
+}
+
+/// The instance for `path`, added when missing (another process may add it at the same time).
+async fn instance_for(
+    state: &AppState,
+    path: &str,
+) -> Result<portcullis_core::BlueprintInstance, StoreError> {
+    match state.store.find_blueprint_instance_by_path(path).await {
+        Ok(i) => return Ok(i),
+        Err(StoreError::NotFound) => {}
+        Err(e) => return Err(e),
+    }
+    let name = path
+        .rsplit('/')
+        .next()
+        .unwrap_or(path)
+        .trim_end_matches(".yaml")
+        .trim_end_matches(".yml")
+        .to_owned();
+    let new = portcullis_store::NewBlueprintInstance {
+        name,
+        path: path.to_owned(),
+        context: json_obj(),
+        enabled: true,
+        content: None,
+    };
+    match state.store.create_blueprint_instance(new, None).await {
+        Ok(i) => Ok(i),
+        Err(StoreError::Conflict { .. }) => state.store.find_blueprint_instance_by_path(path).await,
+        Err(e) => Err(e),
+    }
+}
+
+/// Applies the built-in blueprints, then every file of the blueprints directory, each when it
+/// is new, changed, or failed last time; marks instances whose file is gone as orphaned.
+/// Returns the instances that failed.
+pub async fn discover(
+    state: &AppState,
+) -> Result<Vec<portcullis_core::BlueprintInstance>, StoreError> {
+    use portcullis_core::BlueprintStatus;
+    let files = available_files(state);
+    let paths: Vec<String> = BUILTINS
+        .iter()
+        .map(|(p, _)| (*p).to_owned())
+        .chain(files.iter().cloned())
+        .collect();
+    let mut failed = Vec::new();
+    for path in &paths {
+        let inst = instance_for(state, path).await?;
+        if !inst.enabled {
+            continue;
+        }
+        let current = instance_content(state, &inst).map(|t| content_hash(&t, &inst.context));
+        if inst.status == BlueprintStatus::Successful
+            && current.as_ref().is_ok_and(|h| *h == inst.last_applied_hash)
+        {
+            continue;
+        }
+        let done = apply_instance(state, &inst).await?;
+        if done.status == BlueprintStatus::Error {
+            failed.push(done);
+        }
+    }
+    for inst in state.store.all_blueprint_instances().await? {
+        if !inst.path.is_empty()
+            && !paths.contains(&inst.path)
+            && inst.status != BlueprintStatus::Orphaned
+        {
+            state.store.mark_blueprint_orphaned(inst.uuid).await?;
+        }
+    }
+    Ok(failed)
+}

@@ -42,6 +42,11 @@ pub struct AppState {
     pub install_id: String,
     /// Set once startup has finished (migrations, bootstrap).
     pub ready: std::sync::atomic::AtomicBool,
+    /// Where blueprint files are read from (`PORTCULLIS_BLUEPRINTS_DIR`).
+    pub blueprints_dir: Option<std::path::PathBuf>,
+    /// Values `!Env` sees before the process environment (the bootstrap settings, which may
+    /// come from a file or a `_FILE` variable rather than the environment).
+    pub blueprint_env: std::collections::BTreeMap<String, String>,
 }
 
 impl AppState {
@@ -59,6 +64,8 @@ impl AppState {
             clock,
             install_id,
             ready: std::sync::atomic::AtomicBool::new(false),
+            blueprints_dir: None,
+            blueprint_env: Default::default(),
         }
     }
 
@@ -71,6 +78,8 @@ impl AppState {
             clock: self.clock.clone(),
             install_id: self.install_id.clone(),
             ready: std::sync::atomic::AtomicBool::new(true),
+            blueprints_dir: self.blueprints_dir.clone(),
+            blueprint_env: self.blueprint_env.clone(),
         }
     }
 

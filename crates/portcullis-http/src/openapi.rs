@@ -92,7 +92,16 @@ pub fn api_router() -> OpenApiRouter<Arc<AppState>> {
         ))
         .routes(routes!(events::list))
         .routes(routes!(events::retrieve))
+        .routes(routes!(blueprints::list, blueprints::create))
+        .routes(routes!(blueprints::available))
         .routes(routes!(blueprints::export))
+        .routes(routes!(
+            blueprints::retrieve,
+            blueprints::update,
+            blueprints::partial_update,
+            blueprints::destroy
+        ))
+        .routes(routes!(blueprints::apply))
 }
 
 /// The document itself.
@@ -200,7 +209,15 @@ mod tests {
             "crypto_certificatekeypairs_view_private_key_retrieve",
             "events_events_list",
             "events_events_retrieve",
+            "managed_blueprints_apply_create",
+            "managed_blueprints_available_list",
+            "managed_blueprints_create",
+            "managed_blueprints_destroy",
             "managed_blueprints_export_retrieve",
+            "managed_blueprints_list",
+            "managed_blueprints_partial_update",
+            "managed_blueprints_retrieve",
+            "managed_blueprints_update",
         ];
         assert_eq!(ids, expected);
     }

@@ -771,3 +771,63 @@ crate::paginated!(
 );
 crate::paginated!(PaginatedBrandList, BrandSerializer);
 crate::paginated!(PaginatedEventList, EventSerializer);
+
+/// authentik's `BlueprintInstance`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct BlueprintInstanceSerializer {
+    pub pk: Uuid,
+    pub name: String,
+    pub path: String,
+    pub context: Value,
+    pub last_applied: String,
+    pub last_applied_hash: String,
+    pub status: String,
+    pub enabled: bool,
+    pub managed_models: Vec<String>,
+    pub metadata: Value,
+    pub content: String,
+}
+
+impl From<&portcullis_core::BlueprintInstance> for BlueprintInstanceSerializer {
+    fn from(b: &portcullis_core::BlueprintInstance) -> Self {
+        Self {
+            pk: b.uuid,
+            name: b.name.clone(),
+            path: b.path.clone(),
+            context: b.context.clone(),
+            last_applied: dt(b.last_applied),
+            last_applied_hash: b.last_applied_hash.clone(),
+            status: b.status.as_str().to_owned(),
+            enabled: b.enabled,
+            managed_models: b.managed_models.clone(),
+            metadata: b.metadata.clone(),
+            content: b.content.clone().unwrap_or_default(),
+        }
+    }
+}
+
+#[derive(Debug, Default, Deserialize, ToSchema)]
+pub struct BlueprintInstanceRequest {
+    pub name: Option<String>,
+    pub path: Option<String>,
+    pub context: Option<Value>,
+    pub enabled: Option<bool>,
+    pub content: Option<String>,
+}
+
+/// authentik's `BlueprintFile`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct BlueprintFile {
+    pub path: String,
+    pub last_m: String,
+    pub hash: String,
+    pub meta: BlueprintMetadata,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct BlueprintMetadata {
+    pub name: String,
+    pub labels: Value,
+}
+
+crate::paginated!(PaginatedBlueprintInstanceList, BlueprintInstanceSerializer);

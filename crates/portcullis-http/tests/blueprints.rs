@@ -264,7 +264,142 @@ async fn export_apply_export_round_trips(b: Backend) {
     }
 }
 
+async fn send(
+    app: &TestApp,
+    method: reqwest::Method,
+    path: &str,
+    body: Option<Value>,
+) -> (u16, Value) {
+    let mut r = app.request(method, path, Some(&app.admin_token));
+    if let Some(b) = body {
+        r = r.json(&b);
+    }
+    let resp = r.send().await.unwrap();
+    let status = resp.status().as_u16();
+    (status, resp.json().await.unwrap_or(Value::Null))
+}
+
+async fn instances_through_the_api(b: Backend) {
+    let app = TestApp::spawn(b).await;
+    // The built-in bootstrap blueprint is an instance like any other.
+    assert!(
+        portcullis_http::blueprints::discover(&app.state)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    let list = get(&app, "/api/v3/managed/blueprints/").await;
+    let builtin = &list["results"][0];
+    assert_eq!(builtin["path"], "builtin/system/bootstrap.yaml");
+    assert_eq!(builtin["status"], "successful");
+    assert_eq!(builtin["metadata"]["name"], "Default - Bootstrap");
+    assert!(
+        builtin["managed_models"]
+            .as_array()
+            .unwrap()
+            .contains(&json!("authentik_core.user"))
+    );
+    let hash = builtin["last_applied_hash"].as_str().unwrap().to_owned();
+    assert_eq!(hash.len(), 64);
+    // Discovering again applies nothing: same hash, no events.
+    let before = app.snapshot().await;
+    assert!(
+        portcullis_http::blueprints::discover(&app.state)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert_eq!(app.snapshot().await, before);
+
+    // Content stored in the database, applied on demand.
+    let content = "version: 1\nmetadata: {name: stored}\nentries:\n- model: authentik_core.group\n  identifiers: {name: !Context group_name}\n";
+    let (status, created) = send(&app, reqwest::Method::POST, "/api/v3/managed/blueprints/", Some(json!({"name": "stored", "content": content, "context": {"group_name": "from-context"}}))).await;
+    assert_eq!(status, 201, "{created}");
+    assert_eq!(created["status"], "unknown");
+    let pk = created["pk"].as_str().unwrap().to_owned();
+    let (status, applied) = send(
+        &app,
+        reqwest::Method::POST,
+        &format!("/api/v3/managed/blueprints/{pk}/apply/"),
+        None,
+    )
+    .await;
+    assert_eq!(status, 200);
+    assert_eq!(applied["status"], "successful", "{applied}");
+    assert_eq!(
+        get(&app, "/api/v3/core/groups/?name=from-context").await["pagination"]["count"],
+        1
+    );
+
+    // A blueprint whose entry fails: status error, nothing applied.
+    let broken = "version: 1\nentries:\n- model: authentik_core.group\n  identifiers: {name: half}\n- model: authentik_core.user\n  identifiers: {username: x}\n  attrs: {name: X, email: nope}\n";
+    let (_, created) = send(
+        &app,
+        reqwest::Method::POST,
+        "/api/v3/managed/blueprints/",
+        Some(json!({"name": "broken", "content": broken})),
+    )
+    .await;
+    let pk = created["pk"].as_str().unwrap().to_owned();
+    let (_, applied) = send(
+        &app,
+        reqwest::Method::POST,
+        &format!("/api/v3/managed/blueprints/{pk}/apply/"),
+        None,
+    )
+    .await;
+    assert_eq!(applied["status"], "error");
+    assert_eq!(
+        get(&app, "/api/v3/core/groups/?name=half").await["pagination"]["count"],
+        0
+    );
+
+    // Refused at the door: unparsable content, no source, a path outside the directory.
+    for (body, field) in [
+        (
+            json!({"name": "x", "content": "version: 1\nentries:\n- model: a\n  identifiers: !Nope x\n"}),
+            "content",
+        ),
+        (json!({"name": "x"}), "non_field_errors"),
+        (json!({"name": "x", "path": "../../etc/passwd"}), "path"),
+        (json!({"content": content}), "name"),
+    ] {
+        let before = app.snapshot().await;
+        let (status, err) = send(
+            &app,
+            reqwest::Method::POST,
+            "/api/v3/managed/blueprints/",
+            Some(body),
+        )
+        .await;
+        assert_eq!(status, 400, "{err}");
+        assert!(err.get(field).is_some(), "{field}: {err}");
+        assert_eq!(app.snapshot().await, before);
+    }
+    let (status, _) = send(
+        &app,
+        reqwest::Method::GET,
+        "/api/v3/managed/blueprints/available/",
+        None,
+    )
+    .await;
+    assert_eq!(status, 200);
+    // A regular user may not see or apply blueprints.
+    let (_, token) = app.regular_user("bob").await;
+    let r = app
+        .request(
+            reqwest::Method::GET,
+            "/api/v3/managed/blueprints/",
+            Some(&token),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 403);
+}
+
 both_backends!(
+    instances_through_the_api,
     applies_the_core_models,
     a_broken_entry_rolls_back_everything,
     states_and_unknown_models,

@@ -11,6 +11,7 @@
 //! their own, which WAL lets run alongside the writer. On PostgreSQL both are one pool.
 
 mod applications;
+mod blueprint_instances;
 mod brands;
 mod certificates;
 pub mod entity;
@@ -34,6 +35,7 @@ use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 
 pub use applications::ApplicationFilter;
+pub use blueprint_instances::{ApplyOutcome, BlueprintInstancePatch, NewBlueprintInstance};
 pub use certificates::{CertificateFilter, CertificateKeyPairPatch};
 pub use error::StoreError;
 pub use events::EventFilter;
@@ -324,6 +326,7 @@ impl Store {
             group => group::Column::Id,
             group_user => group_user::Column::UserId,
             application => application::Column::Id,
+            blueprint_instance => blueprint_instance::Column::Id,
             token => token::Column::Id,
             certificate_keypair => certificate_keypair::Column::Id,
             brand => brand::Column::Id,

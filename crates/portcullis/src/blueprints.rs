@@ -33,35 +33,79 @@ pub async fn apply_file(state: &AppState, file: &Path) -> anyhow::Result<ApplyRe
     Ok(portcullis_http::blueprints::apply_blueprint(state, &bp, &options).await?)
 }
 
-/// Applies every `*.yaml` below `dir`, in path order. A failing file is logged and left out;
-/// the others still apply.
-pub async fn apply_dir(state: &AppState, dir: &Path) {
-    let mut files = Vec::new();
-    collect(dir, &mut files, 0);
-    files.sort();
-    for file in files {
-        match apply_file(state, &file).await {
-            Ok(r) => tracing::info!(
-                file = %file.display(), created = r.created, updated = r.updated, deleted = r.deleted,
-                "blueprint applied"
-            ),
-            Err(e) => tracing::error!(file = %file.display(), error = %e, "blueprint not applied"),
+/// Applies the built-in blueprints (the bootstrap among them) and the blueprints directory.
+/// A built-in that fails is retried once: another process starting on the same database may
+/// have been applying it at the same moment. If it still fails, start-up fails.
+pub async fn discover_at_start(state: &AppState) -> anyhow::Result<()> {
+    let mut failed = portcullis_http::blueprints::discover(state).await?;
+    if failed.iter().any(|i| i.path.starts_with("builtin/")) {
+        tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+        failed = portcullis_http::blueprints::discover(state).await?;
+    }
+    if let Some(b) = failed.iter().find(|i| i.path.starts_with("builtin/")) {
+        anyhow::bail!(
+            "built-in blueprint {} failed: {}",
+            b.path,
+            b.last_error.as_deref().unwrap_or("unknown error")
+        );
+    }
+    Ok(())
+}
+
+/// Watches the blueprints directory and applies what changes, until `stop` completes. Polls
+/// every few seconds: cheap for a directory of blueprints, and it works on every filesystem.
+pub async fn watch(state: std::sync::Arc<AppState>, stop: impl std::future::Future<Output = ()>) {
+    let Some(dir) = state.blueprints_dir.clone() else {
+        return;
+    };
+    let mut last = fingerprint(&dir);
+    tokio::pin!(stop);
+    loop {
+        tokio::select! {
+            () = &mut stop => return,
+            () = tokio::time::sleep(WATCH_INTERVAL) => {}
+        }
+        let now = fingerprint(&dir);
+        if now != last {
+            last = now;
+            match portcullis_http::blueprints::discover(&state).await {
+                Ok(failed) => {
+                    for f in failed {
+                        tracing::warn!(blueprint = %f.path, error = f.last_error.as_deref().unwrap_or(""), "blueprint failed");
+                    }
+                }
+                Err(e) => tracing::error!(error = %e, "blueprint discovery failed"),
+            }
         }
     }
 }
 
-fn collect(dir: &Path, out: &mut Vec<std::path::PathBuf>, depth: usize) {
+/// How often the blueprints directory is looked at.
+pub const WATCH_INTERVAL: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// Paths, sizes and modification times of the directory's files.
+fn fingerprint(dir: &Path) -> Vec<(std::path::PathBuf, u64, Option<std::time::SystemTime>)> {
+    let mut out = Vec::new();
+    walk(dir, &mut out, 0);
+    out.sort();
+    out
+}
+
+fn walk(
+    dir: &Path,
+    out: &mut Vec<(std::path::PathBuf, u64, Option<std::time::SystemTime>)>,
+    depth: usize,
+) {
     let Ok(entries) = std::fs::read_dir(dir) else {
-        tracing::warn!(dir = %dir.display(), "cannot read the blueprints directory");
         return;
     };
     for e in entries.flatten() {
         let path = e.path();
-        let Ok(kind) = e.file_type() else { continue };
-        if kind.is_dir() && depth < 8 {
-            collect(&path, out, depth + 1);
-        } else if kind.is_file() && path.extension().is_some_and(|x| x == "yaml" || x == "yml") {
-            out.push(path);
+        let Ok(meta) = e.metadata() else { continue };
+        if meta.is_dir() && depth < 8 {
+            walk(&path, out, depth + 1);
+        } else if meta.is_file() {
+            out.push((path, meta.len(), meta.modified().ok()));
         }
     }
 }

@@ -7,9 +7,7 @@
 use std::path::Path;
 
 use anyhow::Context;
-use portcullis_core::{
-    ADMIN_GROUP_NAME, ADMIN_USERNAME, Actor, Brand, NewGroup, NewToken, NewUser, TokenIntent,
-};
+use portcullis_core::{Actor, Brand};
 use portcullis_store::{Store, StoreError};
 use secrecy::{ExposeSecret, SecretString};
 
@@ -87,6 +85,28 @@ fn created<T>(r: Result<T, StoreError>) -> anyhow::Result<()> {
     }
 }
 
+/// What the built-in bootstrap blueprint's `!Env` tags see: the bootstrap settings from the
+/// configuration (which may come from a file or a `_FILE` variable, not only the environment).
+pub fn blueprint_env(config: &Config) -> std::collections::BTreeMap<String, String> {
+    let mut env = std::collections::BTreeMap::new();
+    if let Some(p) = &config.bootstrap_password {
+        env.insert(
+            "PORTCULLIS_BOOTSTRAP_PASSWORD".to_owned(),
+            p.expose_secret().to_owned(),
+        );
+    }
+    if let Some(t) = &config.bootstrap_token {
+        env.insert(
+            "PORTCULLIS_BOOTSTRAP_TOKEN".to_owned(),
+            t.expose_secret().to_owned(),
+        );
+    }
+    if let Some(e) = &config.bootstrap_email {
+        env.insert("PORTCULLIS_BOOTSTRAP_EMAIL".to_owned(), e.clone());
+    }
+    env
+}
+
 /// Everything bootstrap needs besides the store.
 pub struct Bootstrap<'a> {
     pub store: &'a Store,
@@ -96,57 +116,16 @@ pub struct Bootstrap<'a> {
 }
 
 impl Bootstrap<'_> {
+    /// What the built-in blueprints cannot express: the generated self-signed keypair, and a
+    /// default brand when there is none. The administrator, the superuser group and the
+    /// bootstrap token come from the built-in bootstrap blueprint (see [`blueprint_env`]).
     pub async fn run(&self) -> anyhow::Result<()> {
         let actor = Actor::system();
         let store = self.store;
-        if !exists(store.find_group_by_name(ADMIN_GROUP_NAME).await)? {
-            created(
-                store
-                    .create_group(
-                        NewGroup {
-                            name: ADMIN_GROUP_NAME.into(),
-                            is_superuser: true,
-                            parent: None,
-                            attributes: serde_json::json!({}),
-                            users: vec![],
-                        },
-                        &actor,
-                    )
-                    .await,
-            )?;
-        }
-        let group = store.find_group_by_name(ADMIN_GROUP_NAME).await?;
-        if !exists(store.find_user_by_username(ADMIN_USERNAME).await)? {
-            let mut new = NewUser::named(ADMIN_USERNAME);
-            new.name = "Portcullis Default Admin".into();
-            new.email = self.config.bootstrap_email.clone().unwrap_or_default();
-            new.groups = vec![group.group.uuid];
-            if let Some(p) = &self.config.bootstrap_password {
-                new.password_hash = Some(self.hasher.hash(p.expose_secret().to_owned()).await?);
-            }
-            created(store.create_user(new, &actor).await)?;
-        }
-        let admin = store.find_user_by_username(ADMIN_USERNAME).await?;
         if let Some(key) = &self.config.bootstrap_token
-            && !exists(store.find_token(BOOTSTRAP_TOKEN_IDENTIFIER).await)?
+            && key.expose_secret().len() < 8
         {
-            let key = key.expose_secret();
-            if key.len() < 8 {
-                anyhow::bail!("PORTCULLIS_BOOTSTRAP_TOKEN must be at least 8 characters");
-            }
-            let hash = portcullis_crypto::sha256_hex(key.as_bytes());
-            let enc = self.secrets.encrypt_str(key)?;
-            let token = NewToken {
-                identifier: BOOTSTRAP_TOKEN_IDENTIFIER.into(),
-                intent: TokenIntent::Api,
-                user_pk: admin.user.pk,
-                description: "Token created from PORTCULLIS_BOOTSTRAP_TOKEN".into(),
-                expires: None,
-                expiring: false,
-                managed: Some("goauthentik.io/core/bootstrap-token".into()),
-                key: key.to_owned(),
-            };
-            created(store.create_token(token, hash, enc, &actor).await)?;
+            anyhow::bail!("PORTCULLIS_BOOTSTRAP_TOKEN must be at least 8 characters");
         }
         if !exists(
             store

@@ -83,10 +83,11 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     }
     .run()
     .await?;
-    let state = Arc::new(app_state(&ctx));
-    if let Some(dir) = &config.blueprints_dir {
-        crate::blueprints::apply_dir(&state, dir).await;
-    }
+    let mut state = app_state(&ctx);
+    state.blueprints_dir = config.blueprints_dir.clone();
+    state.blueprint_env = bootstrap::blueprint_env(&config);
+    let state = Arc::new(state);
+    crate::blueprints::discover_at_start(&state).await?;
     state.ready.store(true, Ordering::Release);
 
     let tls = tls_config(&ctx).await?;
@@ -103,6 +104,10 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     );
     let http_task = tokio::spawn(portcullis_http::serve(
         http,
+        state.clone(),
+        wait(stop_rx.clone()),
+    ));
+    let watch_task = tokio::spawn(crate::blueprints::watch(
         state.clone(),
         wait(stop_rx.clone()),
     ));
@@ -123,6 +128,7 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     state.ready.store(false, Ordering::Release);
     let _ = stop_tx.send(true);
     http_task.await??;
+    let _ = watch_task.await;
     https_task.await??;
     metrics_task.await??;
     ctx.store.close().await;

@@ -642,4 +642,71 @@ fn blueprints_from_the_command_line_and_the_blueprints_dir() {
         s.get("core/applications/chat/")["meta_description"],
         "Where the team talks"
     );
+
+    // Export through the API and the command line: the same blueprint, which applies as a no-op.
+    let client = reqwest::blocking::Client::new();
+    let url = format!("{}/api/v3/managed/blueprints/export/", s.url);
+    assert_eq!(client.get(&url).send().unwrap().status(), 401);
+    let r = client.get(&url).bearer_auth(TOKEN).send().unwrap();
+    assert_eq!(r.status(), 200);
+    assert!(
+        r.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("application/yaml")
+    );
+    let api_export = r.text().unwrap();
+    assert!(
+        api_export.contains("model: authentik_core.user")
+            && api_export.contains("!KeyOf group/team"),
+        "{api_export}"
+    );
+    let (ok, cli_export, err) = cli(d, &["blueprint", "export"], None);
+    assert!(ok, "{err}");
+    assert_eq!(cli_export, api_export);
+    std::fs::write(d.join("export.yaml"), &cli_export).unwrap();
+    let (ok, out, err) = cli(d, &["blueprint", "apply", "export.yaml"], None);
+    assert!(
+        ok && out.contains(" 0 created, 0 updated, 0 deleted"),
+        "{out}{err}"
+    );
+
+    // A file that changes while the server runs is applied again; one that goes is orphaned.
+    std::fs::write(
+        bp_dir.join("brand.yaml"),
+        "version: 1\nentries:\n  - model: authentik_brands.brand\n    identifiers:\n      domain: sso.example.com\n    attrs:\n      branding_title: Edited\n",
+    )
+    .unwrap();
+    std::fs::write(
+        bp_dir.join("group.yaml"),
+        "version: 1\nentries:\n  - model: authentik_core.group\n    identifiers: {name: watched}\n",
+    )
+    .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let title =
+            s.get("core/brands/?domain=sso.example.com")["results"][0]["branding_title"].clone();
+        let watched = s.get("core/groups/?name=watched")["pagination"]["count"].clone();
+        if title == "Edited" && watched == 1 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "changed blueprints were not applied: {title} {watched}"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    std::fs::remove_file(bp_dir.join("group.yaml")).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let list = s.get("managed/blueprints/?path=group.yaml");
+        if list["results"][0]["status"] == "orphaned" {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "removed blueprint not orphaned: {list}"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
 }

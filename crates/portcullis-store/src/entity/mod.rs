@@ -2,6 +2,7 @@
 //! domain types in `portcullis-core`; the `into_domain` conversions live beside each entity.
 
 pub mod application;
+pub mod blueprint_instance;
 pub mod brand;
 pub mod certificate_keypair;
 pub mod event;

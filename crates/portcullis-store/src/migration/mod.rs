@@ -8,6 +8,7 @@ use sea_orm_migration::prelude::*;
 
 mod m0001_initial;
 mod m0002_one_default_brand;
+mod m0003_blueprint_instances;
 
 pub struct Migrator;
 
@@ -17,6 +18,7 @@ impl MigratorTrait for Migrator {
         vec![
             Box::new(m0001_initial::Migration),
             Box::new(m0002_one_default_brand::Migration),
+            Box::new(m0003_blueprint_instances::Migration),
         ]
     }
 }
