@@ -7,8 +7,8 @@
 //! | `authentik_core.user` | `pk`, `username`, `email`, `name`, `path`, `uuid` |
 //! | `authentik_core.group` | `pk`, `name` |
 //! | `authentik_core.application` | `slug`, `name`, `group` |
-//! | `authentik_core.token` | `identifier` |
-//! | `authentik_crypto.certificatekeypair` | `pk`, `name` |
+//! | `authentik_core.token` | `identifier`, `managed` |
+//! | `authentik_crypto.certificatekeypair` | `pk`, `name` (authentik's self-signed name too), `managed` |
 //! | `authentik_brands.brand` | `pk` / `brand_uuid`, `domain` |
 
 use portcullis_blueprint::{
@@ -652,6 +652,24 @@ impl ModelHandler<Context> for TokenModel {
         for (k, v) in query {
             match k.as_str() {
                 "identifier" => identifier = Some(text(k, v)?),
+                "managed" => {
+                    let filter = portcullis_store::TokenFilter {
+                        managed: Some(text(k, v)?),
+                        ..Default::default()
+                    };
+                    let page = ctx
+                        .state
+                        .store
+                        .list_tokens(&filter, &one_page())
+                        .await
+                        .map_err(from_store)?;
+                    match page.items.first() {
+                        Some(t) if identifier.as_ref().is_none_or(|i| *i == t.identifier) => {
+                            identifier = Some(t.identifier.clone())
+                        }
+                        _ => return Ok(None),
+                    }
+                }
                 other => return Err(unsupported("token", other)),
             }
         }
@@ -804,6 +822,16 @@ impl ModelHandler<Context> for TokenModel {
 
 // ------------------------------------------------------------------------ certificate keypairs
 
+/// authentik's names for the objects every instance makes, mapped to Portcullis' own, so
+/// authentik blueprints that refer to them (`!Find [authentik_crypto.certificatekeypair,
+/// [name, authentik Self-signed Certificate]]`) find ours.
+fn alias_name(name: &str) -> &str {
+    match name {
+        "authentik Self-signed Certificate" => "Portcullis Self-signed Certificate",
+        other => other,
+    }
+}
+
 struct CertificateKeyPairModel;
 
 fn kp_found(k: &CertificateKeyPair) -> Result<Found, ModelError> {
@@ -838,10 +866,26 @@ impl ModelHandler<Context> for CertificateKeyPairModel {
                         .await
                 }
                 "name" => {
+                    let name = text(k, v)?;
                     ctx.state
                         .store
-                        .find_certificate_keypair_by_name(&text(k, v)?)
+                        .find_certificate_keypair_by_name(alias_name(&name))
                         .await
+                }
+                "managed" => {
+                    let filter = portcullis_store::CertificateFilter {
+                        managed: Some(text(k, v)?),
+                        ..Default::default()
+                    };
+                    match ctx
+                        .state
+                        .store
+                        .list_certificate_keypairs(&filter, &one_page())
+                        .await
+                    {
+                        Ok(p) => p.items.into_iter().next().ok_or(StoreError::NotFound),
+                        Err(e) => Err(e),
+                    }
                 }
                 other => return Err(unsupported("certificate keypair", other)),
             };

@@ -211,6 +211,27 @@ async fn states_and_unknown_models(b: Backend) {
         .await
         .unwrap_err();
     assert_eq!(err.location.path, "identifiers.favourite_colour");
+
+    // authentik's name of the self-signed keypair finds ours; `managed` finds tokens.
+    let ours = "version: 1\nentries:\n- model: authentik_crypto.certificatekeypair\n  identifiers: {name: Portcullis Self-signed Certificate}\n  attrs: {certificate_data: !Context cert, key_data: !Context key}\n";
+    apply_blueprint(&app.state, &parse(ours, "f.yaml").unwrap(), &opts)
+        .await
+        .unwrap();
+    let theirs = "version: 1\nentries:\n- model: authentik_brands.brand\n  identifiers: {domain: ak.example.com}\n  attrs:\n    web_certificate: !Find [authentik_crypto.certificatekeypair, [name, authentik Self-signed Certificate]]\n- model: authentik_core.token\n  identifiers: {identifier: managed-one}\n  attrs: {user: !Find [authentik_core.user, [username, admin]], managed: goauthentik.io/test/managed, expiring: false}\n- model: authentik_core.token\n  identifiers: {managed: goauthentik.io/test/managed}\n  attrs: {description: found by managed}\n";
+    apply_blueprint(&app.state, &parse(theirs, "g.yaml").unwrap(), &opts)
+        .await
+        .unwrap();
+    let kp = &get(
+        &app,
+        "/api/v3/crypto/certificatekeypairs/?name=Portcullis%20Self-signed%20Certificate",
+    )
+    .await["results"][0];
+    let brand = &get(&app, "/api/v3/core/brands/?domain=ak.example.com").await["results"][0];
+    assert_eq!(brand["web_certificate"], kp["pk"]);
+    assert_eq!(
+        get(&app, "/api/v3/core/tokens/managed-one/").await["description"],
+        "found by managed"
+    );
 }
 
 async fn export_apply_export_round_trips(b: Backend) {
