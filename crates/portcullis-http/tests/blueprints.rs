@@ -13,6 +13,7 @@ use portcullis_testkit::{Backend, TestApp, both_backends};
 use serde_json::{Value, json};
 
 const CORE: &str = include_str!("blueprints/core.yaml");
+const TAGS: &str = include_str!("blueprints/tags.yaml");
 const TOKEN_KEY: &str = "blueprint-token-key-0123456789abcdef";
 
 fn env(name: &str) -> Option<String> {
@@ -419,7 +420,48 @@ async fn instances_through_the_api(b: Backend) {
     assert_eq!(r.status(), 403);
 }
 
+async fn every_tag_on_real_models(b: Backend) {
+    let app = TestApp::spawn(b).await;
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("notes.txt"), "from a file").unwrap();
+    let mut opts = options();
+    opts.blueprints_dir = Some(dir.path().to_path_buf());
+    let bp = parse(TAGS, "tags.yaml").unwrap();
+    let report = apply_blueprint(&app.state, &bp, &opts).await.unwrap();
+    assert_eq!(report.created, 3, "{report:?}");
+    let group = &get(&app, "/api/v3/core/groups/?name=tag-parent").await["results"][0];
+    assert_eq!(
+        group["attributes"]["settings"],
+        json!({"theme": "dark", "beta": true})
+    );
+    assert_eq!(
+        group["attributes"]["teams"],
+        json!({"team-red": 0, "team-blue": 1})
+    );
+    let user = &get(&app, "/api/v3/core/users/?username=admin-tags").await["results"][0];
+    assert_eq!(user["name"], "tag-parent");
+    assert_eq!(user["email"], "owner@example.com");
+    assert_eq!(user["groups_obj"][0]["name"], "tag-parent");
+    assert_eq!(user["attributes"]["labels"], json!(["0:red", "1:blue"]));
+    assert_eq!(user["attributes"]["missing"], "none");
+    assert_eq!(user["attributes"]["notes"], "from a file");
+    let app_obj = get(&app, "/api/v3/core/applications/tags-app/").await;
+    assert_eq!(app_obj["name"], "App of admin-tags");
+    assert_eq!(app_obj["meta_description"], "nor is true");
+    assert_eq!(app_obj["meta_publisher"], "nand false");
+    // Twice: nothing written.
+    let before = app.snapshot().await;
+    assert!(
+        !apply_blueprint(&app.state, &bp, &opts)
+            .await
+            .unwrap()
+            .changed()
+    );
+    assert_eq!(app.snapshot().await, before);
+}
+
 both_backends!(
+    every_tag_on_real_models,
     instances_through_the_api,
     applies_the_core_models,
     a_broken_entry_rolls_back_everything,
