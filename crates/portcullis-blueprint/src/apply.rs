@@ -79,6 +79,12 @@ pub trait ModelHandler<C: Sync>: Send + Sync {
 
     async fn delete(&self, ctx: &C, existing: &Found) -> Result<(), ModelError>;
 
+    /// Whether entries of this model must name identifiers. Models that are actions rather
+    /// than objects (authentik's `metaapplyblueprint`) have none.
+    fn needs_identifiers(&self) -> bool {
+        true
+    }
+
     /// Whether `existing` already holds every attribute in `attrs`, so that applying again
     /// changes nothing. The default compares each attribute with the serialized object
     /// (mappings compare recursively on the keys given; lists as sets when they hold ids).
@@ -312,7 +318,7 @@ pub async fn apply<C: Sync>(
         let evaluated = evaluator.evaluate_entry(entry).await?;
         let identifiers = as_map(bp, entry, "identifiers", evaluated.identifiers)?;
         let attrs = as_map(bp, entry, "attrs", evaluated.attrs)?;
-        if identifiers.is_empty() {
+        if identifiers.is_empty() && handler.needs_identifiers() {
             return Err(BlueprintError::new(
                 location(bp, entry, "identifiers"),
                 ErrorKind::Invalid("an entry needs at least one identifier".into()),

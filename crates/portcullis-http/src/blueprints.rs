@@ -33,7 +33,12 @@ use crate::serializers::{
 pub struct Context {
     pub state: AppState,
     pub actor: Actor,
+    /// How deep `metaapplyblueprint` entries have nested.
+    pub depth: std::sync::atomic::AtomicUsize,
 }
+
+/// How deep blueprints may apply each other.
+pub const MAX_META_DEPTH: usize = 8;
 
 /// Every model blueprints know, under authentik's names.
 pub fn registry() -> Registry<Context> {
@@ -46,7 +51,11 @@ pub fn registry() -> Registry<Context> {
             "authentik_crypto.certificatekeypair",
             CertificateKeyPairModel,
         )
-        .register("authentik_brands.brand", BrandModel);
+        .register("authentik_brands.brand", BrandModel)
+        .register(
+            "authentik_blueprints.metaapplyblueprint",
+            MetaApplyBlueprint,
+        );
     r
 }
 
@@ -71,6 +80,7 @@ pub async fn apply_blueprint(
     let ctx = Context {
         state: state.with_store(unit.store().clone()),
         actor: Actor::system(),
+        depth: std::sync::atomic::AtomicUsize::new(0),
     };
     match portcullis_blueprint::apply(bp, &registry, &ctx, options).await {
         Ok(report) => {
@@ -1009,6 +1019,143 @@ impl ModelHandler<Context> for CertificateKeyPairModel {
                     _ => portcullis_blueprint::same(cur, v),
                 })
             })
+    }
+}
+
+// -------------------------------------------------------------------- metaapplyblueprint
+
+/// authentik's `authentik_blueprints.metaapplyblueprint`: an entry that applies another
+/// blueprint (`identifiers: {path: ...}` or `{name: ...}` of an instance; `required`, default
+/// true) inside the same transaction, so the two stand or fall together.
+struct MetaApplyBlueprint;
+
+#[async_trait::async_trait]
+impl ModelHandler<Context> for MetaApplyBlueprint {
+    async fn find(
+        &self,
+        _ctx: &Context,
+        _query: &[(String, Value)],
+    ) -> Result<Option<Found>, ModelError> {
+        Ok(None)
+    }
+
+    async fn create(
+        &self,
+        ctx: &Context,
+        fields: &Map<String, Value>,
+    ) -> Result<Found, ModelError> {
+        use std::sync::atomic::Ordering;
+        let required = match fields.get("required") {
+            None => true,
+            Some(v) => v
+                .as_bool()
+                .ok_or_else(|| ModelError::field("required", "expected a boolean"))?,
+        };
+        let ids = fields
+            .get("identifiers")
+            .and_then(Value::as_object)
+            .ok_or_else(|| {
+                ModelError::field("identifiers", "expected a mapping with path or name")
+            })?;
+        let inst = match (ids.get("path"), ids.get("name")) {
+            (Some(p), _) => {
+                let path = text("identifiers.path", p)?;
+                match ctx.state.store.find_blueprint_instance_by_path(&path).await {
+                    Ok(i) => Some(i),
+                    Err(StoreError::NotFound) => Some(portcullis_core::BlueprintInstance {
+                        uuid: Uuid::nil(),
+                        name: path.clone(),
+                        path,
+                        context: json_obj(),
+                        last_applied: ctx.state.clock.now(),
+                        last_applied_hash: String::new(),
+                        status: portcullis_core::BlueprintStatus::Unknown,
+                        enabled: true,
+                        managed_models: vec![],
+                        metadata: json_obj(),
+                        content: None,
+                        last_error: None,
+                    }),
+                    Err(e) => return Err(from_store(e)),
+                }
+            }
+            (None, Some(n)) => {
+                let name = text("identifiers.name", n)?;
+                let page = ctx
+                    .state
+                    .store
+                    .list_blueprint_instances(Some(&name), None, &one_page())
+                    .await
+                    .map_err(from_store)?;
+                page.items.into_iter().next()
+            }
+            (None, None) => return Err(ModelError::field("identifiers", "expected path or name")),
+        };
+        let content = inst.as_ref().map(|i| (i, instance_content(&ctx.state, i)));
+        let (inst, text) = match content {
+            Some((i, Ok(t))) => (i, t),
+            Some((_, Err(e))) if required => return Err(ModelError::field("identifiers", e)),
+            None if required => return Err(ModelError::field("identifiers", "no such blueprint")),
+            _ => {
+                return Ok(Found {
+                    pk: Value::Null,
+                    object: json_obj(),
+                });
+            }
+        };
+        if ctx.depth.fetch_add(1, Ordering::SeqCst) >= MAX_META_DEPTH {
+            ctx.depth.fetch_sub(1, Ordering::SeqCst);
+            return Err(ModelError::field(
+                "identifiers",
+                format!("blueprints apply each other more than {MAX_META_DEPTH} levels deep"),
+            ));
+        }
+        let source = if inst.path.is_empty() {
+            inst.name.clone()
+        } else {
+            inst.path.clone()
+        };
+        let result = async {
+            let bp = portcullis_blueprint::parse(&text, &source)
+                .map_err(|e| ModelError::field("identifiers", e.to_string()))?;
+            let env = |name: &str| env_lookup(&ctx.state, name);
+            let options = ApplyOptions {
+                context: inst.context.as_object().cloned().unwrap_or_default(),
+                env: &env,
+                blueprints_dir: if inst.path.starts_with("builtin/") {
+                    None
+                } else {
+                    ctx.state.blueprints_dir.clone()
+                },
+            };
+            portcullis_blueprint::apply(&bp, &registry(), ctx, &options)
+                .await
+                .map_err(|e| ModelError::field("identifiers", e.to_string()))
+        }
+        .await;
+        ctx.depth.fetch_sub(1, Ordering::SeqCst);
+        result?;
+        Ok(Found {
+            pk: Value::Null,
+            object: json_obj(),
+        })
+    }
+
+    async fn update(
+        &self,
+        _ctx: &Context,
+        existing: &Found,
+        _attrs: &Map<String, Value>,
+    ) -> Result<Found, ModelError> {
+        Ok(existing.clone())
+    }
+
+    async fn delete(&self, _ctx: &Context, _existing: &Found) -> Result<(), ModelError> {
+        Ok(())
+    }
+
+    fn needs_identifiers(&self) -> bool {
+        false
     }
 }
 

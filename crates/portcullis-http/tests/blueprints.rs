@@ -460,7 +460,58 @@ async fn every_tag_on_real_models(b: Backend) {
     assert_eq!(app.snapshot().await, before);
 }
 
+async fn meta_apply_blueprint(b: Backend) {
+    let app = TestApp::spawn(b).await;
+    let opts = options();
+    let inner =
+        "version: 1\nentries:\n- model: authentik_core.group\n  identifiers: {name: from-meta}\n";
+    let (status, _) = send(
+        &app,
+        reqwest::Method::POST,
+        "/api/v3/managed/blueprints/",
+        Some(json!({"name": "inner", "content": inner})),
+    )
+    .await;
+    assert_eq!(status, 201);
+    let outer = "version: 1\nentries:\n- model: authentik_core.group\n  identifiers: {name: outer}\n- model: authentik_blueprints.metaapplyblueprint\n  attrs:\n    identifiers: {name: inner}\n- model: authentik_blueprints.metaapplyblueprint\n  attrs:\n    identifiers: {path: builtin/system/bootstrap.yaml}\n- model: authentik_blueprints.metaapplyblueprint\n  attrs:\n    identifiers: {name: not-there}\n    required: false\n";
+    apply_blueprint(&app.state, &parse(outer, "outer.yaml").unwrap(), &opts)
+        .await
+        .unwrap();
+    assert_eq!(
+        get(&app, "/api/v3/core/groups/?name=from-meta").await["pagination"]["count"],
+        1
+    );
+    assert_eq!(
+        get(&app, "/api/v3/core/groups/?name=Portcullis%20Admins").await["pagination"]["count"],
+        1
+    );
+
+    // A required blueprint that is missing fails the whole thing.
+    let before = app.snapshot().await;
+    let missing = "version: 1\nentries:\n- model: authentik_core.group\n  identifiers: {name: lost}\n- model: authentik_blueprints.metaapplyblueprint\n  attrs:\n    identifiers: {name: not-there}\n";
+    let err = apply_blueprint(&app.state, &parse(missing, "missing.yaml").unwrap(), &opts)
+        .await
+        .unwrap_err();
+    assert_eq!(err.location.path, "attrs.identifiers");
+    assert_eq!(app.snapshot().await, before);
+
+    // A blueprint that applies itself stops at the depth limit instead of looping.
+    let looping = "version: 1\nentries:\n- model: authentik_blueprints.metaapplyblueprint\n  attrs:\n    identifiers: {name: loop}\n";
+    send(
+        &app,
+        reqwest::Method::POST,
+        "/api/v3/managed/blueprints/",
+        Some(json!({"name": "loop", "content": looping})),
+    )
+    .await;
+    let err = apply_blueprint(&app.state, &parse(looping, "loop.yaml").unwrap(), &opts)
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("more than 8 levels deep"), "{err}");
+}
+
 both_backends!(
+    meta_apply_blueprint,
     every_tag_on_real_models,
     instances_through_the_api,
     applies_the_core_models,
