@@ -1040,3 +1040,35 @@ def test_validation_errors_are_400(core: ak.CoreApi, cleanup):
     # unknown enum/uuid in a body is rejected server-side as a 400 as well
     with pytest.raises(BadRequestException):
         core.core_groups_create(group_request=GroupRequest(name=f"pc-badparent-{sfx()}", parents=[uuid.uuid4()]))
+
+
+def test_blueprint_instances(client: ak.ApiClient, core: ak.CoreApi, cleanup):
+    """managed/blueprints/ through the client: the built-in bootstrap, a stored blueprint
+    created, applied and checked, the available files, and the export."""
+    managed = ak.ManagedApi(client)
+    listed = managed.managed_blueprints_list(path="builtin/system/bootstrap.yaml")
+    assert_single_page(listed.pagination, 1)
+    builtin = listed.results[0]
+    assert builtin.status == ak.BlueprintInstanceStatusEnum.SUCCESSFUL
+    assert builtin.metadata["name"] == "Default - Bootstrap"
+    assert "authentik_core.user" in builtin.managed_models
+    assert len(builtin.last_applied_hash) == 64
+    assert_aware_recent(builtin.last_applied, slack=timedelta(days=1))
+
+    s = sfx()
+    content = f"version: 1\nentries:\n- model: authentik_core.group\n  identifiers: {{name: !Context name}}\n"
+    created = managed.managed_blueprints_create(
+        ak.BlueprintInstanceRequest(name=f"compat-{s}", content=content, context={"name": f"bp-group-{s}"})
+    )
+    cleanup(lambda: managed.managed_blueprints_destroy(instance_uuid=created.pk))
+    assert created.status == ak.BlueprintInstanceStatusEnum.UNKNOWN
+    applied = managed.managed_blueprints_apply_create(instance_uuid=created.pk)
+    assert applied.status == ak.BlueprintInstanceStatusEnum.SUCCESSFUL
+    groups = core.core_groups_list(name=f"bp-group-{s}")
+    assert groups.pagination.count == 1
+    cleanup(lambda: core.core_groups_destroy(group_uuid=groups.results[0].pk))
+    got = managed.managed_blueprints_retrieve(instance_uuid=created.pk)
+    assert got.last_applied_hash == applied.last_applied_hash
+    assert isinstance(managed.managed_blueprints_available_list(), list)
+    with pytest.raises(BadRequestException):
+        managed.managed_blueprints_create(ak.BlueprintInstanceRequest(name=f"bad-{s}", path="../../etc/passwd"))
