@@ -16,9 +16,12 @@ use tokio_rustls::TlsAcceptor;
 use tokio_rustls::server::TlsStream;
 
 /// How long a client has to complete its TLS handshake.
-const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(4);
 /// Handshakes in progress at once; more wait in the kernel's backlog.
-const MAX_PENDING_HANDSHAKES: usize = 256;
+const MAX_PENDING_HANDSHAKES: usize = 1024;
+/// Handshakes in progress from one address: a single client holding sockets open cannot take
+/// the slots everyone else needs.
+const MAX_PENDING_PER_IP: usize = 32;
 
 #[derive(Debug, thiserror::Error)]
 pub enum TlsError {
@@ -31,7 +34,7 @@ pub enum TlsError {
 }
 
 /// A rustls server configuration from a PEM certificate chain and private key, offering
-/// HTTP/2 and HTTP/1.1.
+/// HTTP/1.1 (the server speaks no HTTP/2, so ALPN must not offer it).
 pub fn server_config(cert_pem: &str, key_pem: &str) -> Result<Arc<rustls::ServerConfig>, TlsError> {
     let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_slice_iter(cert_pem.as_bytes())
         .collect::<Result<_, _>>()
@@ -44,7 +47,7 @@ pub fn server_config(cert_pem: &str, key_pem: &str) -> Result<Arc<rustls::Server
     let mut config = rustls::ServerConfig::builder()
         .with_no_client_auth()
         .with_single_cert(certs, key)?;
-    config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
     Ok(Arc::new(config))
 }
 
@@ -64,6 +67,27 @@ impl Connected<IncomingStream<'_, TlsListener>> for Peer {
     }
 }
 
+type PerIp = Arc<std::sync::Mutex<std::collections::HashMap<std::net::IpAddr, usize>>>;
+
+/// A pending handshake's place in its address's count, given back when the handshake ends.
+struct PendingSlot {
+    per_ip: PerIp,
+    ip: std::net::IpAddr,
+}
+
+impl Drop for PendingSlot {
+    fn drop(&mut self) {
+        if let Ok(mut m) = self.per_ip.lock()
+            && let Some(n) = m.get_mut(&self.ip)
+        {
+            *n = n.saturating_sub(1);
+            if *n == 0 {
+                m.remove(&self.ip);
+            }
+        }
+    }
+}
+
 /// Finished TLS connections, fed by a background accept loop.
 pub struct TlsListener {
     local: SocketAddr,
@@ -76,6 +100,7 @@ impl TlsListener {
         let (tx, ready) = mpsc::channel(64);
         let acceptor = TlsAcceptor::from(config);
         let permits = Arc::new(tokio::sync::Semaphore::new(MAX_PENDING_HANDSHAKES));
+        let per_ip: PerIp = Arc::new(std::sync::Mutex::new(std::collections::HashMap::new()));
         tokio::spawn(async move {
             loop {
                 let Ok(permit) = permits.clone().acquire_owned().await else {
@@ -89,10 +114,26 @@ impl TlsListener {
                         continue;
                     }
                 };
+                let ip = addr.ip();
+                let admitted = per_ip.lock().map(|mut m| {
+                    let n = m.entry(ip).or_insert(0);
+                    if *n >= MAX_PENDING_PER_IP {
+                        false
+                    } else {
+                        *n += 1;
+                        true
+                    }
+                });
+                if !matches!(admitted, Ok(true)) {
+                    tracing::debug!(peer = %addr, "too many pending TLS handshakes from this address");
+                    continue;
+                }
                 let acceptor = acceptor.clone();
                 let sender = tx.clone();
+                let per_ip = per_ip.clone();
                 tokio::spawn(async move {
                     let _permit = permit;
+                    let _slot = PendingSlot { per_ip, ip };
                     match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
                         Ok(Ok(tls)) => {
                             let _ = sender.send((tls, addr)).await;

@@ -49,6 +49,22 @@ pub async fn open(config: &Config) -> anyhow::Result<Opened> {
     })
 }
 
+/// How long requests in flight may take to finish once shutdown starts.
+pub const SHUTDOWN_GRACE: std::time::Duration = std::time::Duration::from_secs(25);
+
+/// Deletes events past their retention, now and then every hour.
+async fn expire_events(store: portcullis_store::Store) {
+    let mut tick = tokio::time::interval(std::time::Duration::from_secs(3600));
+    loop {
+        tick.tick().await;
+        match store.delete_expired_events().await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(deleted = n, "expired events deleted"),
+            Err(e) => tracing::warn!(error = %e, "could not delete expired events"),
+        }
+    }
+}
+
 /// The HTTP layer's state over an opened store.
 pub fn app_state(ctx: &Opened) -> AppState {
     AppState::new(
@@ -107,6 +123,7 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         state.clone(),
         wait(stop_rx.clone()),
     ));
+    let retention = tokio::spawn(expire_events(ctx.store.clone()));
     let watch_task = tokio::spawn(crate::blueprints::watch(
         state.clone(),
         wait(stop_rx.clone()),
@@ -127,10 +144,23 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     tracing::info!("shutting down: finishing requests in flight");
     state.ready.store(false, Ordering::Release);
     let _ = stop_tx.send(true);
-    http_task.await??;
-    let _ = watch_task.await;
-    https_task.await??;
-    metrics_task.await??;
+    // Requests in flight get a bounded time to finish; a client that never completes its
+    // request cannot hold the process up.
+    let drain = async {
+        http_task.await??;
+        let _ = watch_task.await;
+        https_task.await??;
+        metrics_task.await??;
+        anyhow::Ok(())
+    };
+    match tokio::time::timeout(SHUTDOWN_GRACE, drain).await {
+        Ok(result) => result?,
+        Err(_) => tracing::warn!(
+            grace_s = SHUTDOWN_GRACE.as_secs(),
+            "connections still open after the grace period: closing them"
+        ),
+    }
+    retention.abort();
     ctx.store.close().await;
     tracing::info!("stopped");
     Ok(())
