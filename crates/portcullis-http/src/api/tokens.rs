@@ -66,6 +66,27 @@ pub(crate) fn validate_request(r: &TokenRequest, errors: &mut FieldErrors) {
     }
 }
 
+/// Tokens that never expire are for superusers to make (authentik forces expiry on everyone
+/// else).
+fn check_expiry(auth: &Auth, r: &TokenRequest) -> ApiResult<()> {
+    if auth.is_superuser() {
+        return Ok(());
+    }
+    if r.expiring == Some(false) {
+        return Err(ApiError::field(
+            "expiring",
+            "Only superusers can make tokens that do not expire.",
+        ));
+    }
+    if r.expires == Some(None) {
+        return Err(ApiError::field(
+            "expires",
+            "Only superusers can make tokens that do not expire.",
+        ));
+    }
+    Ok(())
+}
+
 async fn find_visible(state: &AppState, auth: &Auth, identifier: &str) -> ApiResult<Token> {
     let t = state.store.find_token(path_key(identifier)?).await?;
     if !auth.is_superuser() && t.user_pk != auth.pk() {
@@ -150,13 +171,15 @@ pub async fn create(
             ));
         }
     }
+    check_expiry(&auth, &r)?;
     let expiring = r.expiring.unwrap_or(true);
     let expires = match r.expires {
-        Some(e) => e,
-        None if expiring => {
+        Some(Some(e)) => Some(e),
+        // An expiring token always has a date: without one it would never expire.
+        _ if expiring => {
             Some(state.clock.now() + Duration::minutes(DEFAULT_TOKEN_DURATION_MINUTES))
         }
-        None => None,
+        _ => None,
     };
     let (key, hash, enc) = new_key(&state)?;
     let t = state
@@ -205,6 +228,14 @@ async fn update_inner(
     }
     validate_request(&r, &mut errors);
     check(errors)?;
+    check_expiry(auth, &r)?;
+    let current = state.store.find_token(identifier).await?;
+    if r.expires == Some(None) && r.expiring.unwrap_or(current.expiring) {
+        return Err(ApiError::field(
+            "expires",
+            "An expiring token needs an expiry date.",
+        ));
+    }
     if r.user.is_some_and(|u| u != auth.pk()) {
         auth.require_superuser()?;
         if let Some(u) = r.user

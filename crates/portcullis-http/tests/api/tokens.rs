@@ -279,6 +279,31 @@ async fn regular_user_tokens(b: Backend) {
         Body::Json(json!({"user": ctx.app.admin_pk})),
     )
     .await;
+    // Only superusers may make tokens that never expire.
+    ctx.invalid(
+        Method::POST,
+        TOKENS,
+        &t,
+        json!({"identifier": "bob-forever", "expiring": false}),
+        "expiring",
+    )
+    .await;
+    ctx.invalid(
+        Method::PATCH,
+        &token_path("bob-api"),
+        &t,
+        json!({"expires": null}),
+        "expires",
+    )
+    .await;
+    let forever = ctx
+        .post(
+            TOKENS,
+            a,
+            json!({"identifier": "admin-forever", "expiring": false}),
+        )
+        .await;
+    assert_eq!(forever.created()["expires"], Value::Null);
     // Only superusers may mark a token as managed by a blueprint.
     ctx.forbidden(
         Method::POST,
