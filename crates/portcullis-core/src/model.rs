@@ -367,6 +367,8 @@ pub struct EventUser {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Event {
     pub uuid: Uuid,
+    /// The acting user's pk, when a user acted.
+    pub user_pk: Option<i32>,
     pub user: Value,
     pub action: String,
     pub app: String,

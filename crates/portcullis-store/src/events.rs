@@ -20,10 +20,13 @@ pub struct EventFilter {
     pub client_ip: Option<String>,
     /// Only events whose context names this model's app label (e.g. `authentik_core`).
     pub context_model_app: Option<String>,
+    /// Only events caused by this user (by pk: a username can be reused).
+    pub user_pk: Option<i32>,
 }
 
 fn to_domain(m: event::Model) -> Event {
     Event {
+        user_pk: m.user_pk,
         uuid: m.uuid,
         user: m.user,
         action: m.action,
@@ -48,6 +51,7 @@ pub(crate) async fn record<C: ConnectionTrait>(
         uuid: Set(Uuid::new_v4()),
         user: Set(actor.user_json()),
         username: Set(actor.user.as_ref().map(|u| u.username.clone())),
+        user_pk: Set(actor.user.as_ref().map(|u| u.pk)),
         action: Set(e.action.as_str().to_owned()),
         app: Set(e.app),
         context: Set(e.context),
@@ -89,6 +93,9 @@ impl Store {
         }
         if let Some(u) = &filter.username {
             select = select.filter(event::Column::Username.eq(u.as_str()));
+        }
+        if let Some(pk) = filter.user_pk {
+            select = select.filter(event::Column::UserPk.eq(pk));
         }
         if let Some(ip) = &filter.client_ip {
             select = select.filter(event::Column::ClientIp.eq(ip.as_str()));

@@ -28,17 +28,11 @@ pub async fn list(
         username: q.string("username"),
         client_ip: q.string("client_ip"),
         context_model_app: None,
+        user_pk: None,
     };
     if !auth.is_superuser() {
-        if filter
-            .username
-            .as_ref()
-            .is_some_and(|u| *u != auth.user.user.username)
-        {
-            filter.username = Some(String::new());
-        } else {
-            filter.username = Some(auth.user.user.username.clone());
-        }
+        // Their own events only, by pk: a username may have belonged to a deleted user.
+        filter.user_pk = Some(auth.pk());
     }
     let page = state.store.list_events(&filter, &lq).await?;
     check_page(&lq.page, page.count)?;
@@ -58,9 +52,7 @@ pub async fn retrieve(
 ) -> ApiResult<Json<EventSerializer>> {
     let uuid: Uuid = super::path_id(&id)?;
     let e = state.store.find_event(uuid).await?;
-    if !auth.is_superuser()
-        && e.user.get("username").and_then(|u| u.as_str()) != Some(auth.user.user.username.as_str())
-    {
+    if !auth.is_superuser() && e.user_pk != Some(auth.pk()) {
         return Err(ApiError::NotFound);
     }
     Ok(Json(EventSerializer::from(&e)))

@@ -259,4 +259,36 @@ async fn events_hold_no_secrets(b: Backend) {
     }
 }
 
-both_backends!(event_filters, events_hold_no_secrets);
+async fn a_reused_username_does_not_inherit_events(b: Backend) {
+    let ctx = Ctx::spawn(b).await;
+    let (old_pk, old_token) = ctx.app.regular_user("bob").await;
+    ctx.post(
+        "/api/v3/core/tokens/",
+        &old_token,
+        json!({"identifier": "old-bob-token"}),
+    )
+    .await
+    .created();
+    let mine = ctx.get("/api/v3/events/events/", &old_token).await;
+    assert!(mine.count() >= 1, "the first bob sees what he did");
+    let old_event = mine.body["results"][0]["pk"].as_str().unwrap().to_owned();
+    ctx.delete(&format!("/api/v3/core/users/{old_pk}/"), &ctx.admin)
+        .await
+        .no_content();
+    let (_, new_token) = ctx.app.regular_user("bob").await;
+    let theirs = ctx.get("/api/v3/events/events/", &new_token).await;
+    assert_eq!(theirs.ok()["pagination"]["count"], 0, "{}", theirs.body);
+    ctx.not_found(
+        Method::GET,
+        &format!("/api/v3/events/events/{old_event}/"),
+        &new_token,
+        Body::None,
+    )
+    .await;
+}
+
+both_backends!(
+    event_filters,
+    events_hold_no_secrets,
+    a_reused_username_does_not_inherit_events
+);

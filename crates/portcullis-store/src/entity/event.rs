@@ -10,6 +10,8 @@ pub struct Model {
     pub user: Json,
     /// The acting user's username, copied out of `user` so it can be filtered on.
     pub username: Option<String>,
+    /// The acting user's pk (`None` for the system).
+    pub user_pk: Option<i32>,
     pub action: String,
     pub app: String,
     pub context: Json,

@@ -9,6 +9,7 @@ use sea_orm_migration::prelude::*;
 mod m0001_initial;
 mod m0002_one_default_brand;
 mod m0003_blueprint_instances;
+mod m0004_event_user_pk;
 
 pub struct Migrator;
 
@@ -19,6 +20,7 @@ impl MigratorTrait for Migrator {
             Box::new(m0001_initial::Migration),
             Box::new(m0002_one_default_brand::Migration),
             Box::new(m0003_blueprint_instances::Migration),
+            Box::new(m0004_event_user_pk::Migration),
         ]
     }
 }
