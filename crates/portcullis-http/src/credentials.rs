@@ -27,12 +27,15 @@ pub async fn verify_user_password(
         state.hasher.verify_dummy(password.to_owned()).await;
         return Ok(false);
     };
-    let v = state.hasher.verify(stored, password.to_owned()).await;
+    let v = state
+        .hasher
+        .verify(stored.clone(), password.to_owned())
+        .await;
     if v.valid && v.needs_rehash {
         // A failure to upgrade must not fail the login: the old hash still works.
         match state.hasher.hash(password.to_owned()).await {
             Ok(new) => {
-                if let Err(e) = state.store.upgrade_password_hash(pk, new).await {
+                if let Err(e) = state.store.upgrade_password_hash(pk, &stored, new).await {
                     tracing::warn!(user = pk, error = %e, "could not upgrade a password hash");
                 }
             }

@@ -406,17 +406,23 @@ impl Store {
         Ok(())
     }
 
-    /// Replaces a hash after a successful login with an outdated one (no event: the password
-    /// itself did not change).
-    pub async fn upgrade_password_hash(&self, pk: i32, hash: String) -> Result<(), StoreError> {
-        let m = user::Entity::find_by_id(pk)
-            .one(&self.write)
-            .await?
-            .ok_or(StoreError::NotFound)?;
-        let mut am = m.into_active_model();
-        am.password = Set(hash);
-        am.update(&self.write).await?;
-        Ok(())
+    /// Replaces `old` with `new` after a successful check against an outdated hash (no event:
+    /// the password itself did not change). Only when the stored hash is still `old`: a password
+    /// set in the meantime (an administrator's reset) is never overwritten. Returns whether it
+    /// replaced anything.
+    pub async fn upgrade_password_hash(
+        &self,
+        pk: i32,
+        old: &str,
+        new: String,
+    ) -> Result<bool, StoreError> {
+        let r = user::Entity::update_many()
+            .col_expr(user::Column::Password, sea_orm::sea_query::Expr::value(new))
+            .filter(user::Column::Id.eq(pk))
+            .filter(user::Column::Password.eq(old))
+            .exec(&self.write)
+            .await?;
+        Ok(r.rows_affected == 1)
     }
 
     /// The stored password hash; `None` when the user has no usable password.

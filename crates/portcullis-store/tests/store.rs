@@ -62,6 +62,31 @@ async fn users_round_trip(b: Backend) {
             .as_deref(),
         Some("$argon2id$fake")
     );
+    // An upgrade applies only over the hash that was checked: a reset in between wins.
+    assert!(
+        !store
+            .upgrade_password_hash(u.user.pk, "pbkdf2_sha256$other", "new1".into())
+            .await
+            .unwrap()
+    );
+    assert!(
+        store
+            .upgrade_password_hash(u.user.pk, "$argon2id$fake", "new2".into())
+            .await
+            .unwrap()
+    );
+    assert_eq!(
+        store
+            .find_password_hash(u.user.pk)
+            .await
+            .unwrap()
+            .as_deref(),
+        Some("new2")
+    );
+    store
+        .set_password(u.user.pk, Some("$argon2id$fake".into()), &actor())
+        .await
+        .unwrap();
 
     let patched = store
         .update_user(
