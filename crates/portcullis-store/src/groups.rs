@@ -45,6 +45,59 @@ pub(crate) fn group_to_domain(m: group::Model, parents: &HashMap<i32, (Uuid, Str
     }
 }
 
+/// Which of `groups` make their members superusers: those that are superuser groups, and
+/// those below one (walking up at most `MAX_DEPTH` levels, a level per query).
+pub(crate) async fn superuser_groups<'a, C: ConnectionTrait>(
+    db: &C,
+    groups: impl Iterator<Item = &'a group::Model>,
+) -> Result<std::collections::HashSet<i32>, StoreError> {
+    let start: Vec<&group::Model> = groups.collect();
+    let mut known: HashMap<i32, (bool, Option<i32>)> = start
+        .iter()
+        .map(|g| (g.id, (g.is_superuser, g.parent_id)))
+        .collect();
+    let mut frontier: Vec<i32> = known
+        .values()
+        .filter_map(|(_, p)| *p)
+        .filter(|p| !known.contains_key(p))
+        .collect();
+    for _ in 0..MAX_DEPTH {
+        if frontier.is_empty() {
+            break;
+        }
+        let found = group::Entity::find()
+            .filter(group::Column::Id.is_in(frontier.clone()))
+            .all(db)
+            .await?;
+        for g in &found {
+            known.insert(g.id, (g.is_superuser, g.parent_id));
+        }
+        frontier = found
+            .iter()
+            .filter_map(|g| g.parent_id)
+            .filter(|p| !known.contains_key(p))
+            .collect();
+        frontier.sort_unstable();
+        frontier.dedup();
+    }
+    let mut out = std::collections::HashSet::new();
+    for g in start {
+        let mut cursor = Some(g.id);
+        for _ in 0..=MAX_DEPTH {
+            let Some(id) = cursor else { break };
+            let Some((su, parent)) = known.get(&id) else {
+                break;
+            };
+            if *su {
+                out.insert(g.id);
+                break;
+            }
+            cursor = *parent;
+        }
+    }
+    Ok(out)
+}
+
 /// Uuid and name of the parents of `groups`, in one query.
 pub(crate) async fn parent_uuids<'a, C: ConnectionTrait>(
     db: &C,

@@ -47,10 +47,14 @@ pub struct UserFilter {
 /// Marker stored instead of a hash when no password is set (Django's unusable password).
 pub const UNUSABLE_PASSWORD: &str = "!";
 
-pub(crate) fn to_domain(m: user::Model, groups: Vec<Group>) -> Result<UserWithGroups, StoreError> {
+/// Builds a user from its row, its direct groups, and whether any of those groups or their
+/// ancestors is a superuser group (authentik inherits superuser status down the group tree).
+pub(crate) fn to_domain(
+    m: user::Model,
+    (groups, is_superuser): (Vec<Group>, bool),
+) -> Result<UserWithGroups, StoreError> {
     let user_type = UserType::parse(&m.user_type)
         .ok_or_else(|| StoreError::Corrupt(format!("user {} has type {:?}", m.id, m.user_type)))?;
-    let is_superuser = groups.iter().any(|g| g.is_superuser);
     Ok(UserWithGroups {
         user: User {
             pk: m.id,
@@ -73,12 +77,13 @@ pub(crate) fn to_domain(m: user::Model, groups: Vec<Group>) -> Result<UserWithGr
     })
 }
 
-/// Loads the groups of many users in one query.
+/// The direct groups of many users (in a few queries), each with whether the user is a
+/// superuser through one of them or one of their ancestors.
 pub(crate) async fn groups_of<C: ConnectionTrait>(
     db: &C,
     user_ids: &[i32],
-) -> Result<HashMap<i32, Vec<Group>>, StoreError> {
-    let mut out: HashMap<i32, Vec<Group>> = HashMap::new();
+) -> Result<HashMap<i32, (Vec<Group>, bool)>, StoreError> {
+    let mut out: HashMap<i32, (Vec<Group>, bool)> = HashMap::new();
     if user_ids.is_empty() {
         return Ok(out);
     }
@@ -95,15 +100,16 @@ pub(crate) async fn groups_of<C: ConnectionTrait>(
         .map(|g| (g.id, g))
         .collect();
     let parents = crate::groups::parent_uuids(db, groups.values()).await?;
+    let superuser = crate::groups::superuser_groups(db, groups.values()).await?;
     for l in links {
         if let Some(g) = groups.get(&l.group_id) {
-            out.entry(l.user_id)
-                .or_default()
-                .push(group_to_domain(g.clone(), &parents));
+            let entry = out.entry(l.user_id).or_default();
+            entry.0.push(group_to_domain(g.clone(), &parents));
+            entry.1 |= superuser.contains(&g.id);
         }
     }
     for v in out.values_mut() {
-        v.sort_by(|a, b| a.name.cmp(&b.name));
+        v.0.sort_by(|a, b| a.name.cmp(&b.name));
     }
     Ok(out)
 }

@@ -320,6 +320,81 @@ async fn groups_membership_and_parents(b: Backend) {
     );
 }
 
+async fn superuser_status_is_inherited_from_parent_groups(b: Backend) {
+    let (store, _db) = test_store(b).await;
+    let g = |name: &str, su: bool, parent: Option<uuid::Uuid>| NewGroup {
+        name: name.into(),
+        is_superuser: su,
+        parent,
+        attributes: serde_json::json!({}),
+        users: vec![],
+    };
+    let admins = store
+        .create_group(g("admins", true, None), &actor())
+        .await
+        .unwrap();
+    let ops = store
+        .create_group(g("ops", false, Some(admins.group.uuid)), &actor())
+        .await
+        .unwrap();
+    let oncall = store
+        .create_group(g("oncall", false, Some(ops.group.uuid)), &actor())
+        .await
+        .unwrap();
+    let plain = store
+        .create_group(g("plain", false, None), &actor())
+        .await
+        .unwrap();
+    let mut n = NewUser::named("deep");
+    n.groups = vec![oncall.group.uuid];
+    let deep = store.create_user(n, &actor()).await.unwrap();
+    assert!(
+        deep.user.is_superuser,
+        "member of a grandchild of a superuser group"
+    );
+    let mut n = NewUser::named("flat");
+    n.groups = vec![plain.group.uuid];
+    assert!(
+        !store
+            .create_user(n, &actor())
+            .await
+            .unwrap()
+            .user
+            .is_superuser
+    );
+    let listed = store
+        .list_users(
+            &UserFilter {
+                username: Some("deep".into()),
+                ..Default::default()
+            },
+            &ListQuery::default(),
+        )
+        .await
+        .unwrap();
+    assert!(listed.items[0].user.is_superuser);
+    // Cutting the chain takes it away.
+    store
+        .update_group(
+            ops.group.uuid,
+            GroupPatch {
+                parent: Some(None),
+                ..Default::default()
+            },
+            &actor(),
+        )
+        .await
+        .unwrap();
+    assert!(
+        !store
+            .find_user(deep.user.pk)
+            .await
+            .unwrap()
+            .user
+            .is_superuser
+    );
+}
+
 async fn tokens_by_hash(b: Backend) {
     let (store, _db) = test_store(b).await;
     let u = store
@@ -648,6 +723,7 @@ async fn unit_of_work_is_all_or_nothing(b: Backend) {
 }
 
 both_backends!(
+    superuser_status_is_inherited_from_parent_groups,
     unit_of_work_is_all_or_nothing,
     one_default_brand_migration,
     users_round_trip,
