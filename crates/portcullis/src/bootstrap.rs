@@ -33,25 +33,41 @@ pub fn secret_key(config: &Config) -> anyhow::Result<SecretString> {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
         Err(e) => return Err(e).with_context(|| format!("cannot read {}", path.display())),
     }
+    // Two processes starting on one data directory must end up with the same key: the file
+    // is written under a unique name and linked into place, which fails if another process
+    // got there first; either way the key on disk is the one used.
     let key = portcullis_crypto::generate_secret_key();
-    write_private(&path, &key)?;
-    Ok(SecretString::from(key))
+    let tmp = path.with_extension(format!("tmp-{}", portcullis_crypto::random_string(12)));
+    write_private(&tmp, &key)?;
+    let linked = std::fs::hard_link(&tmp, &path);
+    let _ = std::fs::remove_file(&tmp);
+    match linked {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+        Err(e) => return Err(e).with_context(|| format!("cannot write {}", path.display())),
+    }
+    if let Some(dir) = path.parent()
+        && let Ok(d) = std::fs::File::open(dir)
+    {
+        let _ = d.sync_all();
+    }
+    let stored = std::fs::read_to_string(&path)
+        .with_context(|| format!("cannot read {}", path.display()))?;
+    Ok(SecretString::from(stored.trim().to_owned()))
 }
 
+/// Writes a new file readable by the owner only; refuses to reuse an existing one.
 fn write_private(path: &Path, content: &str) -> anyhow::Result<()> {
     use std::io::Write;
     use std::os::unix::fs::OpenOptionsExt;
-    let tmp = path.with_extension("tmp");
     let mut f = std::fs::OpenOptions::new()
         .write(true)
-        .create(true)
-        .truncate(true)
+        .create_new(true)
         .mode(0o600)
-        .open(&tmp)
-        .with_context(|| format!("cannot write {}", tmp.display()))?;
+        .open(path)
+        .with_context(|| format!("cannot write {}", path.display()))?;
     f.write_all(content.as_bytes())?;
     f.sync_all()?;
-    std::fs::rename(&tmp, path)?;
     Ok(())
 }
 
@@ -171,5 +187,39 @@ impl Bootstrap<'_> {
             managed: Some("goauthentik.io/crypto/certificate/self-signed".into()),
         };
         created(self.store.create_certificate_keypair(kp, actor).await)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+    use super::*;
+
+    #[test]
+    fn concurrent_first_starts_agree_on_one_secret_key() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = Config {
+            data_dir: dir.path().to_path_buf(),
+            ..Config::default()
+        };
+        let keys: Vec<String> = std::thread::scope(|s| {
+            let handles: Vec<_> = (0..8)
+                .map(|_| s.spawn(|| secret_key(&config).unwrap().expose_secret().to_owned()))
+                .collect();
+            handles.into_iter().map(|h| h.join().unwrap()).collect()
+        });
+        let on_disk = std::fs::read_to_string(dir.path().join("secret_key")).unwrap();
+        assert!(
+            keys.iter().all(|k| *k == on_disk.trim()),
+            "every process uses the key on disk"
+        );
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(dir.path().join("secret_key"))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600);
+        let leftovers = std::fs::read_dir(dir.path()).unwrap().count();
+        assert_eq!(leftovers, 1, "no temporary files left behind");
     }
 }
