@@ -1118,7 +1118,7 @@ impl ModelHandler<Context> for MetaApplyBlueprint {
         let result = async {
             let bp = portcullis_blueprint::parse(&text, &source)
                 .map_err(|e| ModelError::field("identifiers", e.to_string()))?;
-            let env = |name: &str| env_lookup(&ctx.state, name);
+            let env = |name: &str| env_lookup_for(&ctx.state, &inst, name);
             let options = ApplyOptions {
                 context: inst.context.as_object().cloned().unwrap_or_default(),
                 env: &env,
@@ -1228,6 +1228,23 @@ fn env_lookup(state: &AppState, name: &str) -> Option<String> {
         .or_else(|| std::env::var(name).ok())
 }
 
+/// `!Env` for a blueprint whose text came through the API (stored in the database): the
+/// server's own settings (`PORTCULLIS_*`: the secret key, the database URL, bootstrap
+/// credentials) are not readable, so an API token cannot turn into the key that protects the
+/// data at rest. Files and built-ins, which only the machine's administrator can place, see
+/// the whole environment.
+fn env_lookup_for(
+    state: &AppState,
+    inst: &portcullis_core::BlueprintInstance,
+    name: &str,
+) -> Option<String> {
+    let stored = inst.path.is_empty();
+    if stored && name.to_ascii_uppercase().starts_with("PORTCULLIS_") {
+        return None;
+    }
+    env_lookup(state, name)
+}
+
 /// Applies one instance now and records how it went.
 pub async fn apply_instance(
     state: &AppState,
@@ -1293,7 +1310,7 @@ pub async fn apply_instance(
         Some(m) => serde_json::json!({"name": m.name, "labels": m.labels}),
         None => json_obj(),
     };
-    let env = |name: &str| env_lookup(state, name);
+    let env = |name: &str| env_lookup_for(state, inst, name);
     let options = ApplyOptions {
         context: inst.context.as_object().cloned().unwrap_or_default(),
         env: &env,

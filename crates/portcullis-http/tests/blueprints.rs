@@ -376,6 +376,31 @@ async fn instances_through_the_api(b: Backend) {
         0
     );
 
+    // Stored content cannot read the server's own settings through !Env.
+    let sneaky = "version: 1\nentries:\n- model: authentik_core.group\n  identifiers: {name: sneaky}\n  attrs:\n    attributes:\n      db: !Env [PORTCULLIS_TEST_POSTGRES_URL, hidden]\n      path: !Env [PATH, none]\n";
+    let (_, created) = send(
+        &app,
+        reqwest::Method::POST,
+        "/api/v3/managed/blueprints/",
+        Some(json!({"name": "sneaky", "content": sneaky})),
+    )
+    .await;
+    let pk = created["pk"].as_str().unwrap().to_owned();
+    let (_, applied) = send(
+        &app,
+        reqwest::Method::POST,
+        &format!("/api/v3/managed/blueprints/{pk}/apply/"),
+        None,
+    )
+    .await;
+    assert_eq!(applied["status"], "successful", "{applied}");
+    let sneaky_group = &get(&app, "/api/v3/core/groups/?name=sneaky").await["results"][0];
+    assert_eq!(sneaky_group["attributes"]["db"], "hidden");
+    assert_ne!(
+        sneaky_group["attributes"]["path"], "none",
+        "other variables stay readable"
+    );
+
     // Refused at the door: unparsable content, no source, a path outside the directory.
     for (body, field) in [
         (
