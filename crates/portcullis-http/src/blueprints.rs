@@ -1118,7 +1118,7 @@ impl ModelHandler<Context> for MetaApplyBlueprint {
         let result = async {
             let bp = portcullis_blueprint::parse(&text, &source)
                 .map_err(|e| ModelError::field("identifiers", e.to_string()))?;
-            let env = |name: &str| env_lookup_for(&ctx.state, &inst, name);
+            let env = |name: &str| env_lookup_for(&ctx.state, inst, name);
             let options = ApplyOptions {
                 context: inst.context.as_object().cloned().unwrap_or_default(),
                 env: &env,
