@@ -44,8 +44,32 @@ fn key_of(id: &str) -> Y {
     }))
 }
 
+/// JSON to YAML, value by value. Not through serde: with serde_json's `arbitrary_precision`
+/// (which a dependency turns on) numbers serialize as a private map in other formats.
 fn json(v: &serde_json::Value) -> Result<Y, ApiError> {
-    serde_norway::to_value(v).map_err(|e| ApiError::Internal(e.to_string()))
+    use serde_json::Value as J;
+    Ok(match v {
+        J::Null => Y::Null,
+        J::Bool(b) => Y::Bool(*b),
+        J::Number(n) => {
+            if let Some(i) = n.as_i64() {
+                Y::Number(i.into())
+            } else if let Some(u) = n.as_u64() {
+                Y::Number(u.into())
+            } else {
+                Y::Number(n.as_f64().filter(|f| f.is_finite()).unwrap_or(0.0).into())
+            }
+        }
+        J::String(s) => Y::String(s.clone()),
+        J::Array(items) => Y::Sequence(items.iter().map(json).collect::<Result<_, _>>()?),
+        J::Object(map) => {
+            let mut m = serde_norway::Mapping::new();
+            for (k, v) in map {
+                m.insert(Y::String(k.clone()), json(v)?);
+            }
+            Y::Mapping(m)
+        }
+    })
 }
 
 fn mapping(pairs: Vec<(&str, Y)>) -> Y {

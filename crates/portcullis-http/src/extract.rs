@@ -58,6 +58,11 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for ApiJson<T> {
 pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
     let value: serde_json::Value = serde_json::from_slice(bytes)
         .map_err(|e| ApiError::BadRequest(format!("JSON parse error - {e}")))?;
+    if !numbers_are_finite(&value, 0) {
+        return Err(ApiError::BadRequest(
+            "JSON parse error - number out of range".into(),
+        ));
+    }
     if !value.is_object() {
         return Err(ApiError::field(
             "non_field_errors",
@@ -91,6 +96,22 @@ fn missing_field(message: &str) -> Option<&str> {
         .split('`')
         .next()
         .filter(|f| !f.is_empty())
+}
+
+/// Whether every number in `v` is a finite double or an integer. serde_json refuses `1e400`
+/// itself, unless its `arbitrary_precision` feature is on (a dependency turns it on), so the
+/// check is made here once for both.
+fn numbers_are_finite(v: &serde_json::Value, depth: usize) -> bool {
+    use serde_json::Value as J;
+    if depth > 256 {
+        return true;
+    }
+    match v {
+        J::Number(n) => n.is_i64() || n.is_u64() || n.as_f64().is_some_and(f64::is_finite),
+        J::Array(items) => items.iter().all(|i| numbers_are_finite(i, depth + 1)),
+        J::Object(map) => map.values().all(|i| numbers_are_finite(i, depth + 1)),
+        _ => true,
+    }
 }
 
 fn clean_serde_message(m: &str) -> String {
