@@ -89,10 +89,17 @@ pub trait ModelHandler<C: Sync>: Send + Sync {
     /// changes nothing. The default compares each attribute with the serialized object
     /// (mappings compare recursively on the keys given; lists as sets when they hold ids).
     async fn is_unchanged(&self, _ctx: &C, existing: &Found, attrs: &Map<String, Value>) -> bool {
-        attrs
-            .iter()
-            .all(|(k, v)| existing.object.get(k).is_some_and(|cur| same(cur, v)))
+        attrs_match(&existing.object, attrs, &[])
     }
+}
+
+/// Whether `object` already holds every attribute of `attrs` (by [`same`]), leaving out the
+/// attributes named in `skip` (write-only ones a model compares its own way).
+pub fn attrs_match(object: &Value, attrs: &Map<String, Value>, skip: &[&str]) -> bool {
+    attrs
+        .iter()
+        .filter(|(k, _)| !skip.contains(&k.as_str()))
+        .all(|(k, v)| object.get(k).is_some_and(|cur| same(cur, v)))
 }
 
 /// Whether `current` already says what `wanted` says: objects match on `wanted`'s keys, lists

@@ -26,7 +26,8 @@ mod parse;
 pub mod python;
 
 pub use apply::{
-    ApplyOptions, ApplyReport, Found, ModelError, ModelHandler, Registry, apply, check_models, same,
+    ApplyOptions, ApplyReport, Found, ModelError, ModelHandler, Registry, apply, attrs_match,
+    check_models, same,
 };
 pub use error::{BlueprintError, ErrorKind, Location};
 pub use eval::{EvaluatedEntry, Evaluator, Limits, Resolver};

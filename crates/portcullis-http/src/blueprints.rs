@@ -322,17 +322,10 @@ impl ModelHandler<Context> for UserModel {
         existing: &Found,
         attrs: &Map<String, Value>,
     ) -> bool {
-        let mut rest = attrs.clone();
-        let password = rest.remove("password");
-        let others = rest.iter().all(|(k, v)| {
-            existing
-                .object
-                .get(k)
-                .is_some_and(|cur| portcullis_blueprint::same(cur, v))
-        });
-        others
+        let password = attrs.get("password");
+        portcullis_blueprint::attrs_match(&existing.object, attrs, &["password"])
             && (password.is_none()
-                || password_matches(ctx, pk_i32(existing).unwrap_or(-1), password.as_ref()).await)
+                || password_matches(ctx, pk_i32(existing).unwrap_or(-1), password).await)
     }
 }
 
@@ -456,12 +449,7 @@ impl ModelHandler<Context> for GroupModel {
         existing: &Found,
         attrs: &Map<String, Value>,
     ) -> bool {
-        Self::normalize(attrs).iter().all(|(k, v)| {
-            existing
-                .object
-                .get(k)
-                .is_some_and(|cur| portcullis_blueprint::same(cur, v))
-        })
+        portcullis_blueprint::attrs_match(&existing.object, &Self::normalize(attrs), &[])
     }
 }
 
@@ -818,15 +806,7 @@ impl ModelHandler<Context> for TokenModel {
         existing: &Found,
         attrs: &Map<String, Value>,
     ) -> bool {
-        attrs
-            .iter()
-            .filter(|(k, _)| k.as_str() != "key")
-            .all(|(k, v)| {
-                existing
-                    .object
-                    .get(k)
-                    .is_some_and(|cur| portcullis_blueprint::same(cur, v))
-            })
+        portcullis_blueprint::attrs_match(&existing.object, attrs, &["key"])
     }
 }
 
