@@ -58,14 +58,14 @@ pub async fn watch(state: std::sync::Arc<AppState>, stop: impl std::future::Futu
     let Some(dir) = state.blueprints_dir.clone() else {
         return;
     };
-    let mut last = fingerprint(&dir);
+    let mut last = fingerprint(&state, &dir);
     tokio::pin!(stop);
     loop {
         tokio::select! {
             () = &mut stop => return,
             () = tokio::time::sleep(WATCH_INTERVAL) => {}
         }
-        let now = fingerprint(&dir);
+        let now = fingerprint(&state, &dir);
         if now != last {
             last = now;
             match portcullis_http::blueprints::discover(&state).await {
@@ -83,29 +83,16 @@ pub async fn watch(state: std::sync::Arc<AppState>, stop: impl std::future::Futu
 /// How often the blueprints directory is looked at.
 pub const WATCH_INTERVAL: std::time::Duration = std::time::Duration::from_secs(2);
 
-/// Paths, sizes and modification times of the directory's files.
-fn fingerprint(dir: &Path) -> Vec<(std::path::PathBuf, u64, Option<std::time::SystemTime>)> {
-    let mut out = Vec::new();
-    walk(dir, &mut out, 0);
-    out.sort();
-    out
-}
-
-fn walk(
-    dir: &Path,
-    out: &mut Vec<(std::path::PathBuf, u64, Option<std::time::SystemTime>)>,
-    depth: usize,
-) {
-    let Ok(entries) = std::fs::read_dir(dir) else {
-        return;
-    };
-    for e in entries.flatten() {
-        let path = e.path();
-        let Ok(meta) = e.metadata() else { continue };
-        if meta.is_dir() && depth < 8 {
-            walk(&path, out, depth + 1);
-        } else if meta.is_file() {
-            out.push((path, meta.len(), meta.modified().ok()));
-        }
-    }
+/// Paths, sizes and modification times of the directory's blueprint files (the same list
+/// discovery applies; other files never change what is applied).
+fn fingerprint(state: &AppState, dir: &Path) -> Vec<(String, u64, Option<std::time::SystemTime>)> {
+    portcullis_http::blueprints::available_files(state)
+        .into_iter()
+        .map(|rel| {
+            let meta = std::fs::metadata(dir.join(&rel)).ok();
+            let len = meta.as_ref().map_or(0, std::fs::Metadata::len);
+            let modified = meta.and_then(|m| m.modified().ok());
+            (rel, len, modified)
+        })
+        .collect()
 }
