@@ -197,6 +197,7 @@ impl Store {
     pub async fn delete_application(&self, slug: &str, actor: &Actor) -> Result<(), StoreError> {
         let txn = self.write.begin().await?;
         let m = find_model(&txn, slug).await?;
+        crate::flows::delete_policy_bindings_of(&txn, vec![m.uuid]).await?;
         application::Entity::delete_by_id(m.id).exec(&txn).await?;
         record(&txn, self, actor, app_event(EventAction::ModelDeleted, &m)).await?;
         txn.commit().await?;

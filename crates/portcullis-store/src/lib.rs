@@ -17,10 +17,15 @@ mod certificates;
 pub mod entity;
 mod error;
 mod events;
+mod flows;
 mod groups;
 mod handle;
 pub mod migration;
+mod policies;
+mod prompts;
 mod query;
+mod sessions;
+mod stages;
 mod tokens;
 mod users;
 
@@ -39,8 +44,12 @@ pub use blueprint_instances::{ApplyOutcome, BlueprintInstancePatch, NewBlueprint
 pub use certificates::{CertificateFilter, CertificateKeyPairPatch};
 pub use error::StoreError;
 pub use events::EventFilter;
+pub use flows::{FlowBindingFilter, FlowFilter, PlannedBindings};
 pub use groups::{GroupFilter, GroupWithMembers};
+pub use policies::{PolicyBindingFilter, PolicyFilter, policy_app_label};
 pub use query::ListQuery;
+pub use sessions::ReputationRow;
+pub use stages::{StageFilter, stage_app_label};
 pub use tokens::TokenFilter;
 pub use users::{UserFilter, UserWithGroups};
 
@@ -331,6 +340,15 @@ impl Store {
             certificate_keypair => certificate_keypair::Column::Id,
             brand => brand::Column::Id,
             event => event::Column::Id,
+            flow => flow::Column::Id,
+            stage => stage::Column::Id,
+            flow_stage_binding => flow_stage_binding::Column::Id,
+            policy => policy::Column::Id,
+            policy_binding => policy_binding::Column::Id,
+            prompt => prompt::Column::Id,
+            session => session::Column::Id,
+            user_consent => user_consent::Column::Id,
+            reputation => reputation::Column::Id,
         );
         Ok(out)
     }

@@ -10,6 +10,7 @@ mod m0001_initial;
 mod m0002_one_default_brand;
 mod m0003_blueprint_instances;
 mod m0004_event_user_pk;
+mod m0005_flows;
 
 pub struct Migrator;
 
@@ -21,6 +22,7 @@ impl MigratorTrait for Migrator {
             Box::new(m0002_one_default_brand::Migration),
             Box::new(m0003_blueprint_instances::Migration),
             Box::new(m0004_event_user_pk::Migration),
+            Box::new(m0005_flows::Migration),
         ]
     }
 }

@@ -1,0 +1,276 @@
+//! Browser sessions, consents and reputation scores: the state that flows leave behind.
+//!
+//! Invariants: a session is found only by the SHA-256 of its cookie key and only while it has not
+//! expired; logging in replaces the key (no session fixation); deleting a user deletes its
+//! sessions and consents (foreign keys). Reputation rows are unique per (identifier, ip) and
+//! updated atomically with an upsert.
+
+use chrono::{DateTime, Utc};
+use portcullis_core::{Session, UserConsent};
+use sea_orm::sea_query::{Expr, ExprTrait, OnConflict};
+use sea_orm::{
+    ActiveModelTrait, ColumnTrait, Condition, EntityTrait, IntoActiveModel, QueryFilter,
+    QueryOrder, Set,
+};
+use uuid::Uuid;
+
+use crate::entity::{reputation, session, user_consent};
+use crate::{Store, StoreError};
+
+fn session_to_domain(m: session::Model) -> Session {
+    Session {
+        uuid: m.uuid,
+        key_hash: m.key_hash,
+        user: m.user_id,
+        created: m.created,
+        expires: m.expires,
+        last_used: m.last_used,
+        last_ip: m.last_ip,
+        last_user_agent: m.last_user_agent,
+        csrf_token: m.csrf_token,
+        data: m.data,
+    }
+}
+
+fn consent_to_domain(m: user_consent::Model) -> UserConsent {
+    UserConsent {
+        uuid: m.uuid,
+        user: m.user_id,
+        application: m.application,
+        expires: m.expires,
+        permissions: m.permissions,
+    }
+}
+
+/// One stored reputation score.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReputationRow {
+    pub identifier: String,
+    pub ip: String,
+    pub score: i64,
+}
+
+impl Store {
+    pub async fn create_session(&self, s: Session) -> Result<Session, StoreError> {
+        let m = session::ActiveModel {
+            uuid: Set(if s.uuid.is_nil() {
+                Uuid::new_v4()
+            } else {
+                s.uuid
+            }),
+            key_hash: Set(s.key_hash),
+            user_id: Set(s.user),
+            created: Set(s.created),
+            expires: Set(s.expires),
+            last_used: Set(s.last_used),
+            last_ip: Set(s.last_ip),
+            last_user_agent: Set(s.last_user_agent),
+            csrf_token: Set(s.csrf_token),
+            data: Set(s.data),
+            ..Default::default()
+        }
+        .insert(&self.write)
+        .await?;
+        Ok(session_to_domain(m))
+    }
+
+    /// The live session whose key hashes to `key_hash`; `None` when unknown or expired.
+    pub async fn find_session(&self, key_hash: &str) -> Result<Option<Session>, StoreError> {
+        let now = self.clock.now();
+        Ok(session::Entity::find()
+            .filter(session::Column::KeyHash.eq(key_hash))
+            .filter(session::Column::Expires.gt(now))
+            .one(&self.read)
+            .await?
+            .map(session_to_domain))
+    }
+
+    /// Writes everything mutable of the session `s.uuid` (key, user, expiry, data, last use).
+    /// Returns `NotFound` when the session was deleted meanwhile (logged out elsewhere).
+    pub async fn save_session(&self, s: &Session) -> Result<(), StoreError> {
+        let res = session::Entity::update_many()
+            .col_expr(session::Column::KeyHash, Expr::value(s.key_hash.clone()))
+            .col_expr(session::Column::UserId, Expr::value(s.user))
+            .col_expr(session::Column::Expires, Expr::value(s.expires))
+            .col_expr(session::Column::LastUsed, Expr::value(s.last_used))
+            .col_expr(session::Column::LastIp, Expr::value(s.last_ip.clone()))
+            .col_expr(
+                session::Column::LastUserAgent,
+                Expr::value(s.last_user_agent.clone()),
+            )
+            .col_expr(
+                session::Column::CsrfToken,
+                Expr::value(s.csrf_token.clone()),
+            )
+            .col_expr(session::Column::Data, Expr::value(s.data.clone()))
+            .filter(session::Column::Uuid.eq(s.uuid))
+            .exec(&self.write)
+            .await?;
+        if res.rows_affected == 0 {
+            return Err(StoreError::NotFound);
+        }
+        Ok(())
+    }
+
+    pub async fn delete_session(&self, uuid: Uuid) -> Result<(), StoreError> {
+        session::Entity::delete_many()
+            .filter(session::Column::Uuid.eq(uuid))
+            .exec(&self.write)
+            .await?;
+        Ok(())
+    }
+
+    /// Ends every session of `user` but `keep` (user_login's `terminate_other_sessions`).
+    pub async fn delete_user_sessions(
+        &self,
+        user: i32,
+        keep: Option<Uuid>,
+    ) -> Result<u64, StoreError> {
+        let mut q = session::Entity::delete_many().filter(session::Column::UserId.eq(user));
+        if let Some(k) = keep {
+            q = q.filter(session::Column::Uuid.ne(k));
+        }
+        Ok(q.exec(&self.write).await?.rows_affected)
+    }
+
+    /// The live sessions of `user`, newest first.
+    pub async fn list_user_sessions(&self, user: i32) -> Result<Vec<Session>, StoreError> {
+        let now = self.clock.now();
+        Ok(session::Entity::find()
+            .filter(session::Column::UserId.eq(user))
+            .filter(session::Column::Expires.gt(now))
+            .order_by_desc(session::Column::LastUsed)
+            .all(&self.read)
+            .await?
+            .into_iter()
+            .map(session_to_domain)
+            .collect())
+    }
+
+    pub async fn delete_expired_sessions(&self) -> Result<u64, StoreError> {
+        let now = self.clock.now();
+        Ok(session::Entity::delete_many()
+            .filter(session::Column::Expires.lte(now))
+            .exec(&self.write)
+            .await?
+            .rows_affected)
+    }
+
+    /// The user's live consent to the application, if any.
+    pub async fn find_consent(
+        &self,
+        user: i32,
+        application: Uuid,
+    ) -> Result<Option<UserConsent>, StoreError> {
+        let now = self.clock.now();
+        Ok(user_consent::Entity::find()
+            .filter(user_consent::Column::UserId.eq(user))
+            .filter(user_consent::Column::Application.eq(application))
+            .filter(
+                Condition::any()
+                    .add(user_consent::Column::Expires.is_null())
+                    .add(user_consent::Column::Expires.gt(now)),
+            )
+            .one(&self.read)
+            .await?
+            .map(consent_to_domain))
+    }
+
+    /// Records (or replaces) the user's consent to the application.
+    pub async fn save_consent(
+        &self,
+        user: i32,
+        application: Uuid,
+        expires: Option<DateTime<Utc>>,
+        permissions: &str,
+    ) -> Result<UserConsent, StoreError> {
+        let txn = self.write.begin().await?;
+        let existing = user_consent::Entity::find()
+            .filter(user_consent::Column::UserId.eq(user))
+            .filter(user_consent::Column::Application.eq(application))
+            .one(&txn)
+            .await?;
+        let m = match existing {
+            Some(m) => {
+                let mut am = m.into_active_model();
+                am.expires = Set(expires);
+                am.permissions = Set(permissions.to_owned());
+                am.update(&txn).await?
+            }
+            None => {
+                user_consent::ActiveModel {
+                    uuid: Set(Uuid::new_v4()),
+                    user_id: Set(user),
+                    application: Set(application),
+                    expires: Set(expires),
+                    permissions: Set(permissions.to_owned()),
+                    ..Default::default()
+                }
+                .insert(&txn)
+                .await?
+            }
+        };
+        txn.commit().await?;
+        Ok(consent_to_domain(m))
+    }
+
+    /// Adds `delta` to the score of (identifier, ip), creating the row at `delta`.
+    pub async fn add_reputation(
+        &self,
+        identifier: &str,
+        ip: &str,
+        delta: i64,
+    ) -> Result<(), StoreError> {
+        let now = self.clock.now();
+        let identifier: String = identifier.chars().take(256).collect();
+        let ip: String = ip.chars().take(64).collect();
+        reputation::Entity::insert(reputation::ActiveModel {
+            identifier: Set(identifier),
+            ip: Set(ip),
+            score: Set(delta),
+            updated: Set(now),
+            ..Default::default()
+        })
+        .on_conflict(
+            OnConflict::columns([reputation::Column::Identifier, reputation::Column::Ip])
+                .value(
+                    reputation::Column::Score,
+                    Expr::col((reputation::Entity, reputation::Column::Score)).add(delta),
+                )
+                .value(reputation::Column::Updated, now)
+                .to_owned(),
+        )
+        .exec(&self.write)
+        .await?;
+        Ok(())
+    }
+
+    /// Every score whose IP is `ip` or whose identifier is `identifier` (the reputation policy's
+    /// question).
+    pub async fn reputation_rows(
+        &self,
+        ip: Option<&str>,
+        identifier: Option<&str>,
+    ) -> Result<Vec<ReputationRow>, StoreError> {
+        let mut cond = Condition::any();
+        if let Some(ip) = ip {
+            cond = cond.add(reputation::Column::Ip.eq(ip));
+        }
+        if let Some(id) = identifier {
+            cond = cond.add(reputation::Column::Identifier.eq(id));
+        }
+        let mut q = reputation::Entity::find();
+        if ip.is_some() || identifier.is_some() {
+            q = q.filter(cond);
+        }
+        Ok(q.all(&self.read)
+            .await?
+            .into_iter()
+            .map(|m| ReputationRow {
+                identifier: m.identifier,
+                ip: m.ip,
+                score: m.score,
+            })
+            .collect())
+    }
+}
