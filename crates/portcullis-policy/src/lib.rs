@@ -2,8 +2,8 @@
 //!
 //! A policy looks at a [`PolicyRequest`] (the user, the flow context, the HTTP request) and returns
 //! a [`PolicyResult`]. The built-in types each live in their own module (one policy type per file):
-//! [`expression`] (sandboxed Starlark with authentik's helper names), [`password`], [`dummy`] and
-//! [`reputation`]. The [`engine`] combines the bindings of one object (a flow, a stage binding, an
+//! [`expression`] (sandboxed Starlark with authentik's helper names), [`password`],
+//! [`password_expiry`], [`reputation`], [`event_matcher`] and [`dummy`]. The [`engine`] combines the bindings of one object (a flow, a stage binding, an
 //! application) in `all` or `any` mode, with authentik's per-binding `negate`, `enabled`, `order`,
 //! `timeout` and `failure_result`, and memoises results for the length of one request.
 //!
@@ -13,8 +13,10 @@
 pub mod dummy;
 pub mod engine;
 pub mod error;
+pub mod event_matcher;
 pub mod expression;
 pub mod password;
+pub mod password_expiry;
 pub mod reputation;
 pub mod request;
 
@@ -23,8 +25,10 @@ pub use engine::{
     BindingOutcome, BindingTarget, EngineResult, PolicyBinding, PolicyCache, PolicyEngine,
 };
 pub use error::{Budget, PolicyError};
+pub use event_matcher::EventMatcherPolicy;
 pub use expression::{ExpressionLimits, ExpressionPolicy};
 pub use password::{BreachedPasswords, PasswordPolicy};
+pub use password_expiry::PasswordExpiryPolicy;
 pub use portcullis_core::PolicyEngineMode;
 pub use reputation::{ReputationPolicy, ReputationScores};
 pub use request::{

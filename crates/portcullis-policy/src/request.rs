@@ -1,6 +1,7 @@
 //! What a policy looks at ([`PolicyRequest`]) and what it answers ([`PolicyResult`]), plus the
 //! one lookup expressions may make into the store ([`UserDirectory`], behind `ak_user_by`).
 
+use chrono::{DateTime, Utc};
 use serde_json::{Map, Value};
 use uuid::Uuid;
 
@@ -26,6 +27,9 @@ pub struct PolicyUser {
     pub attributes: Value,
     /// Every group the user is in, including groups inherited through parents.
     pub groups: Vec<GroupRef>,
+    /// When the user's password was last set; `None` when the user has no usable password
+    /// (nothing to expire) and for the anonymous user.
+    pub password_change_date: Option<DateTime<Utc>>,
 }
 
 impl PolicyUser {
@@ -42,6 +46,7 @@ impl PolicyUser {
             is_authenticated: false,
             attributes: Value::Object(Map::new()),
             groups: Vec::new(),
+            password_change_date: None,
         }
     }
 
@@ -64,6 +69,9 @@ impl PolicyUser {
                     name: g.name.clone(),
                 })
                 .collect(),
+            // authentik keeps the date on the password device, which only a user with a local
+            // password has: a user without a usable password has nothing to expire.
+            password_change_date: user.has_password.then_some(user.password_change_date),
         }
     }
 

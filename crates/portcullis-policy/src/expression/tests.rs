@@ -34,6 +34,7 @@ fn user(pk: i32, username: &str, groups: &[&str]) -> PolicyUser {
                 name: (*g).into(),
             })
             .collect(),
+        password_change_date: None,
     }
 }
 
