@@ -212,3 +212,69 @@ mod tests {
         assert!(!check(|e| url(e, "u", "https://exa mple.com")));
     }
 }
+
+/// Parses authentik's duration strings: `;`-separated `unit=amount` pairs with units `weeks`,
+/// `days`, `hours`, `minutes`, `seconds`, `milliseconds`, `microseconds` (e.g. `hours=1;minutes=30`).
+/// Amounts may be fractional and are at most 10^9 each; the total must fit in 100 years.
+pub fn parse_timedelta(s: &str) -> Result<chrono::Duration, String> {
+    const MAX_SECONDS: f64 = 100.0 * 366.0 * 86_400.0;
+    let mut total = 0.0f64;
+    let s = s.trim();
+    if s.is_empty() {
+        return Err("Empty duration.".into());
+    }
+    if s.len() > 256 {
+        return Err("Duration is too long.".into());
+    }
+    for part in s.split(';').map(str::trim).filter(|p| !p.is_empty()) {
+        let (unit, amount) = part
+            .split_once('=')
+            .ok_or_else(|| format!("{part:?} is not of the form unit=amount."))?;
+        let amount: f64 = amount
+            .trim()
+            .parse()
+            .map_err(|_| format!("{amount:?} is not a number."))?;
+        if !amount.is_finite() || !(0.0..=1e9).contains(&amount) {
+            return Err(format!("{amount} is out of range."));
+        }
+        let factor = match unit.trim() {
+            "weeks" => 604_800.0,
+            "days" => 86_400.0,
+            "hours" => 3_600.0,
+            "minutes" => 60.0,
+            "seconds" => 1.0,
+            "milliseconds" => 0.001,
+            "microseconds" => 0.000_001,
+            other => return Err(format!("Unknown unit {other:?}.")),
+        };
+        total += amount * factor;
+    }
+    if total > MAX_SECONDS {
+        return Err("Duration is too long.".into());
+    }
+    // Whole microseconds: exact for every accepted input.
+    Ok(chrono::Duration::microseconds((total * 1e6).round() as i64))
+}
+
+#[cfg(test)]
+mod timedelta_tests {
+    use super::parse_timedelta;
+
+    #[test]
+    fn parses_authentik_durations() {
+        assert_eq!(parse_timedelta("hours=1"), Ok(chrono::Duration::hours(1)));
+        assert_eq!(
+            parse_timedelta("hours=1;minutes=30"),
+            Ok(chrono::Duration::minutes(90))
+        );
+        assert_eq!(parse_timedelta("seconds=0"), Ok(chrono::Duration::zero()));
+        assert_eq!(parse_timedelta("weeks=4"), Ok(chrono::Duration::weeks(4)));
+        assert_eq!(
+            parse_timedelta("days=0.5"),
+            Ok(chrono::Duration::hours(12))
+        );
+        for bad in ["", "hours", "hours=x", "years=1", "hours=-1", "hours=nan", "days=1e12"] {
+            assert!(parse_timedelta(bad).is_err(), "{bad}");
+        }
+    }
+}

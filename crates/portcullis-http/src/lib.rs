@@ -47,6 +47,24 @@ pub struct AppState {
     /// Values `!Env` sees before the process environment (the bootstrap settings, which may
     /// come from a file or a `_FILE` variable rather than the environment).
     pub blueprint_env: std::collections::BTreeMap<String, String>,
+    /// The flow engine's services (over the same store, hasher and clock).
+    pub flows: portcullis_flow::FlowServices,
+}
+
+/// The flow engine's services over `store`.
+pub fn flow_services(store: &Store, hasher: &PasswordHasher) -> portcullis_flow::FlowServices {
+    let clock = store.clock().clone();
+    portcullis_flow::FlowServices {
+        store: store.clone(),
+        hasher: hasher.clone(),
+        clock: clock.clone(),
+        policies: portcullis_flow::PolicyServices {
+            store: store.clone(),
+            clock,
+            breached: portcullis_policy::BreachedPasswords::embedded(),
+            limits: portcullis_policy::ExpressionLimits::default(),
+        },
+    }
 }
 
 impl AppState {
@@ -57,7 +75,9 @@ impl AppState {
                 .chars()
                 .take(32)
                 .collect();
+        let flows = flow_services(&store, &hasher);
         Self {
+            flows,
             store,
             secrets,
             hasher,
@@ -72,6 +92,7 @@ impl AppState {
     /// The same state over another store (a unit of work's, for blueprints).
     pub fn with_store(&self, store: Store) -> Self {
         Self {
+            flows: flow_services(&store, &self.hasher),
             store,
             secrets: self.secrets.clone(),
             hasher: self.hasher.clone(),

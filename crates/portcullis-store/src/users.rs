@@ -10,7 +10,7 @@ use portcullis_core::{
 use sea_orm::sea_query::ExprTrait;
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, IntoActiveModel, QueryFilter,
-    QuerySelect, Set,
+    QueryOrder, QuerySelect, Set,
 };
 use uuid::Uuid;
 
@@ -222,6 +222,43 @@ impl Store {
             .await?
             .ok_or(StoreError::NotFound)?;
         load(&self.read, m).await
+    }
+
+    /// The users (at most two: more means "ambiguous") whose `field` equals `value`, for logins.
+    /// `field` is `username`, `email` or `upn` (the `upn` attribute); `case_insensitive`
+    /// compares lower-cased (ASCII-only on SQLite).
+    pub async fn identify_users(
+        &self,
+        field: &str,
+        value: &str,
+        case_insensitive: bool,
+    ) -> Result<Vec<UserWithGroups>, StoreError> {
+        use sea_orm::sea_query::{Expr, Func, SimpleExpr};
+        let column: SimpleExpr = match field {
+            "username" => Expr::col(user::Column::Username),
+            "email" => Expr::col(user::Column::Email),
+            "upn" => match self.backend {
+                crate::Backend::Sqlite => Expr::cust("json_extract(\"attributes\", '$.upn')"),
+                crate::Backend::Postgres => Expr::cust("(\"attributes\"::jsonb ->> 'upn')"),
+            },
+            _ => return Ok(Vec::new()),
+        };
+        let cond = if case_insensitive {
+            Expr::expr(Func::lower(column)).eq(value.to_lowercase())
+        } else {
+            column.eq(value)
+        };
+        let rows = user::Entity::find()
+            .filter(cond)
+            .order_by_asc(user::Column::Id)
+            .limit(2)
+            .all(&self.read)
+            .await?;
+        let mut out = Vec::with_capacity(rows.len());
+        for m in rows {
+            out.push(load(&self.read, m).await?);
+        }
+        Ok(out)
     }
 
     pub async fn list_users(

@@ -1,0 +1,49 @@
+//! The user logout stage: ends the session (the row is deleted, the cookie cleared) and records
+//! `logout`. The rest of the flow continues in a fresh anonymous session.
+
+use async_trait::async_trait;
+use portcullis_core::{EventAction, NewEvent};
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value, json};
+
+use super::{StageCx, StageView, Step};
+use crate::context;
+use crate::error::FlowError;
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct Config {}
+
+pub struct UserLogout;
+
+#[async_trait]
+impl StageView for UserLogout {
+    async fn challenge(&self, cx: &mut StageCx<'_>) -> Result<Step, FlowError> {
+        let actor = cx.actor().await;
+        let user = cx.session.logout(&cx.svc.store).await?;
+        if user.is_some() {
+            cx.svc
+                .store
+                .record_event(
+                    &actor,
+                    NewEvent {
+                        action: EventAction::Logout,
+                        app: "authentik.events.signals".into(),
+                        context: json!({}),
+                    },
+                )
+                .await?;
+        }
+        cx.plan
+            .context
+            .insert(context::LOGGED_OUT.into(), Value::Bool(true));
+        Ok(Step::Next)
+    }
+
+    async fn respond(
+        &self,
+        cx: &mut StageCx<'_>,
+        _response: &Map<String, Value>,
+    ) -> Result<Step, FlowError> {
+        self.challenge(cx).await
+    }
+}
