@@ -130,3 +130,15 @@ fn api_field(column: &str) -> &str {
 }
 
 pub type ApiResult<T> = Result<T, ApiError>;
+
+impl From<portcullis_flow::FlowError> for ApiError {
+    fn from(e: portcullis_flow::FlowError) -> Self {
+        use portcullis_flow::FlowError;
+        match e {
+            FlowError::NotFound => ApiError::NotFound,
+            FlowError::BadRequest(m) => ApiError::BadRequest(m),
+            FlowError::Store(s) => s.into(),
+            other => ApiError::Internal(other.to_string()),
+        }
+    }
+}

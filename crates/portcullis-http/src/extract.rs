@@ -254,7 +254,7 @@ pub fn client_ip(parts: &Parts) -> Option<String> {
     parts
         .extensions
         .get::<ConnectInfo<crate::tls::Peer>>()
-        .map(|ConnectInfo(crate::tls::Peer(addr))| addr.ip().to_canonical().to_string())
+        .map(|ConnectInfo(crate::tls::Peer(addr, _))| addr.ip().to_canonical().to_string())
 }
 
 impl FromRequestParts<Arc<AppState>> for Auth {
@@ -264,10 +264,9 @@ impl FromRequestParts<Arc<AppState>> for Auth {
         parts: &mut Parts,
         state: &Arc<AppState>,
     ) -> Result<Self, Self::Rejection> {
-        let header = parts
-            .headers
-            .get(header::AUTHORIZATION)
-            .ok_or(ApiError::Unauthenticated)?;
+        let Some(header) = parts.headers.get(header::AUTHORIZATION) else {
+            return session_auth(parts, state).await;
+        };
         let value = header.to_str().map_err(|_| ApiError::InvalidCredentials)?;
         let (scheme, key) = value.split_once(' ').ok_or(ApiError::InvalidCredentials)?;
         let key = key.trim();
@@ -280,6 +279,40 @@ impl FromRequestParts<Arc<AppState>> for Auth {
             client_ip: client_ip(parts),
         })
     }
+}
+
+/// Authentication by the session cookie (the web interface calling the API). Unsafe methods must
+/// echo the session's CSRF token in `X-authentik-CSRF`, so another site cannot make a logged-in
+/// browser change anything.
+async fn session_auth(parts: &Parts, state: &Arc<AppState>) -> Result<Auth, ApiError> {
+    if crate::session::cookie(&parts.headers, crate::session::SESSION_COOKIE).is_none() {
+        return Err(ApiError::Unauthenticated);
+    }
+    let session = crate::session::load(state, parts).await?;
+    let Some(user) = session.user().cloned() else {
+        return Err(ApiError::Unauthenticated);
+    };
+    let safe = matches!(
+        parts.method,
+        axum::http::Method::GET | axum::http::Method::HEAD | axum::http::Method::OPTIONS
+    );
+    if !safe {
+        let sent = parts
+            .headers
+            .get(crate::session::CSRF_HEADER)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("");
+        let expected = session.csrf_token();
+        if expected.is_empty()
+            || !portcullis_crypto::constant_time_eq(sent.as_bytes(), expected.as_bytes())
+        {
+            return Err(ApiError::Forbidden);
+        }
+    }
+    Ok(Auth {
+        user,
+        client_ip: client_ip(parts),
+    })
 }
 
 /// The client's address without requiring authentication.

@@ -8,11 +8,14 @@ pub mod credentials;
 pub mod error;
 pub mod export;
 pub mod extract;
+pub mod flows_executor;
 pub mod health;
 pub mod openapi;
 pub mod pagination;
 pub mod serializers;
+pub mod session;
 pub mod tls;
+pub mod ui;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -119,6 +122,8 @@ pub fn router(state: Arc<AppState>) -> Router {
     Router::new()
         .merge(api)
         .merge(health::router())
+        .merge(flows_executor::router())
+        .merge(ui::router())
         .merge(openapi::schema_router())
         .fallback(api::fallback)
         .method_not_allowed_fallback(api::method_not_allowed)

@@ -44,8 +44,11 @@ impl From<DbErr> for StoreError {
 /// users.username`, PostgreSQL names the index (`idx-users-username` / `users_username_key`).
 fn unique_field(msg: &str) -> String {
     if let Some(rest) = msg.split("UNIQUE constraint failed: ").nth(1) {
-        let first = rest.split(',').next().unwrap_or(rest);
-        return first.rsplit('.').next().unwrap_or(first).trim().to_owned();
+        // Unique together over several columns names no one field (as on PostgreSQL).
+        if rest.contains(',') {
+            return "non_field_errors".to_owned();
+        }
+        return rest.rsplit('.').next().unwrap_or(rest).trim().to_owned();
     }
     for known in [
         "username",

@@ -9,8 +9,7 @@ use chrono::{DateTime, Utc};
 use portcullis_core::{Session, UserConsent};
 use sea_orm::sea_query::{Expr, ExprTrait, OnConflict};
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, Condition, EntityTrait, IntoActiveModel, QueryFilter,
-    QueryOrder, Set,
+    ActiveModelTrait, ColumnTrait, Condition, EntityTrait, QueryFilter, QueryOrder, Set,
 };
 use uuid::Uuid;
 
@@ -184,33 +183,34 @@ impl Store {
         expires: Option<DateTime<Utc>>,
         permissions: &str,
     ) -> Result<UserConsent, StoreError> {
-        let txn = self.write.begin().await?;
-        let existing = user_consent::Entity::find()
+        // One statement, so two saves racing (a double-submitted form) both succeed.
+        user_consent::Entity::insert(user_consent::ActiveModel {
+            uuid: Set(Uuid::new_v4()),
+            user_id: Set(user),
+            application: Set(application),
+            expires: Set(expires),
+            permissions: Set(permissions.to_owned()),
+            ..Default::default()
+        })
+        .on_conflict(
+            OnConflict::columns([
+                user_consent::Column::UserId,
+                user_consent::Column::Application,
+            ])
+            .update_columns([
+                user_consent::Column::Expires,
+                user_consent::Column::Permissions,
+            ])
+            .to_owned(),
+        )
+        .exec(&self.write)
+        .await?;
+        let m = user_consent::Entity::find()
             .filter(user_consent::Column::UserId.eq(user))
             .filter(user_consent::Column::Application.eq(application))
-            .one(&txn)
-            .await?;
-        let m = match existing {
-            Some(m) => {
-                let mut am = m.into_active_model();
-                am.expires = Set(expires);
-                am.permissions = Set(permissions.to_owned());
-                am.update(&txn).await?
-            }
-            None => {
-                user_consent::ActiveModel {
-                    uuid: Set(Uuid::new_v4()),
-                    user_id: Set(user),
-                    application: Set(application),
-                    expires: Set(expires),
-                    permissions: Set(permissions.to_owned()),
-                    ..Default::default()
-                }
-                .insert(&txn)
-                .await?
-            }
-        };
-        txn.commit().await?;
+            .one(&self.write)
+            .await?
+            .ok_or(StoreError::NotFound)?;
         Ok(consent_to_domain(m))
     }
 

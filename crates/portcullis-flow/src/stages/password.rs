@@ -51,8 +51,16 @@ pub(crate) fn validate(v: &Value) -> Result<(), ConfigError> {
             "This list may not be empty.",
         ));
     }
+    // authentik's LDAP and Kerberos source backends are accepted (blueprints written for
+    // authentik name them) and find nobody until those sources exist.
+    const KNOWN: &[&str] = &[
+        BACKEND_INBUILT,
+        BACKEND_TOKEN,
+        "authentik.sources.ldap.auth.LDAPBackend",
+        "authentik.sources.kerberos.auth.KerberosBackend",
+    ];
     for b in &c.backends {
-        if b != BACKEND_INBUILT && b != BACKEND_TOKEN {
+        if !KNOWN.contains(&b.as_str()) {
             return Err(ConfigError::single(
                 "backends",
                 format!("\"{b}\" is not a valid choice."),

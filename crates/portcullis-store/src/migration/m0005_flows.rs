@@ -177,10 +177,15 @@ impl MigrationTrait for Migration {
                 .take(),
         )
         .await?;
-        // authentik: unique together (policy, target, order) — per kind of binding here.
+        // authentik: unique together (policy, target, order); group and user bindings (policy
+        // NULL) are not constrained, on either database.
+        m.create_index(index(
+            "policy_bindings",
+            &["policy", "target", "order"],
+            true,
+        ))
+        .await?;
         m.create_index(index("policy_bindings", &["target", "order"], false))
-            .await?;
-        m.create_index(index("policy_bindings", &["policy"], false))
             .await?;
 
         m.create_table(

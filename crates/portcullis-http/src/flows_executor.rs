@@ -1,0 +1,158 @@
+//! The flow executor API: `GET|POST /api/v3/flows/executor/<slug>/?query=<original query>`.
+//!
+//! GET returns the current challenge as JSON. POST takes the response to it: an accepted response
+//! answers `302` back to the same URL (the client then GETs the next challenge, as with
+//! authentik), anything else answers `200` with a challenge (errors, a denial, the final
+//! `xak-flow-redirect`). Malformed bodies are `400` and change nothing.
+
+use std::sync::Arc;
+
+use axum::Json;
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use axum::http::request::Parts;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use portcullis_flow::{Challenge, Executor, FlowRequest, Reply, SessionState};
+use portcullis_policy::HttpRequestInfo;
+use serde_json::Value;
+
+use crate::AppState;
+use crate::error::{ApiError, ApiResult};
+
+/// Largest executor response body: stages take a few short fields.
+pub const MAX_RESPONSE_BYTES: usize = 64 * 1024;
+
+pub fn router() -> Router<Arc<AppState>> {
+    Router::new().route(
+        "/api/v3/flows/executor/{slug}/",
+        get(executor_get)
+            .post(executor_post)
+            .layer(axum::extract::DefaultBodyLimit::max(MAX_RESPONSE_BYTES)),
+    )
+}
+
+/// The request as the flow engine and policies see it. Never includes cookies or credentials.
+pub async fn flow_request(
+    state: &AppState,
+    parts: &Parts,
+    query: String,
+) -> ApiResult<FlowRequest> {
+    let host = parts
+        .headers
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .unwrap_or("");
+    let brand = crate::api::brands::brand_for_host(state, host).await?;
+    let headers = parts
+        .headers
+        .iter()
+        .filter(|(k, _)| {
+            !matches!(
+                k.as_str(),
+                "cookie" | "authorization" | "proxy-authorization" | "x-authentik-csrf"
+            )
+        })
+        .take(64)
+        .filter_map(|(k, v)| {
+            v.to_str()
+                .ok()
+                .map(|v| (k.as_str().to_owned(), v.chars().take(1024).collect()))
+        })
+        .collect();
+    Ok(FlowRequest {
+        http: HttpRequestInfo {
+            path: parts.uri.path().to_owned(),
+            method: parts.method.as_str().to_owned(),
+            headers,
+            client_ip: crate::extract::client_ip(parts),
+        },
+        query,
+        brand,
+    })
+}
+
+/// The `query` parameter: the original query of the page that runs the flow.
+fn original_query(parts: &Parts) -> String {
+    let raw = parts.uri.query().unwrap_or("");
+    raw.split('&')
+        .find_map(|pair| {
+            let (k, v) = pair.split_once('=')?;
+            (k == "query").then(|| portcullis_flow::executor::percent_decode(v))
+        })
+        .unwrap_or_default()
+        .chars()
+        .take(4096)
+        .collect()
+}
+
+fn with_cookie(mut response: Response, session: &SessionState, parts: &Parts) -> Response {
+    for v in crate::session::set_cookies(session, crate::session::is_https(parts)) {
+        response.headers_mut().append(header::SET_COOKIE, v);
+    }
+    response
+        .headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    response
+}
+
+async fn executor_get(
+    State(state): State<Arc<AppState>>,
+    Path(slug): Path<String>,
+    req: axum::extract::Request,
+) -> ApiResult<Response> {
+    let (parts, _) = req.into_parts();
+    let request = flow_request(&state, &parts, original_query(&parts)).await?;
+    let mut session = crate::session::load(&state, &parts).await?;
+    let challenge = Executor::new(&state.flows, &mut session, &request)
+        .get(&slug)
+        .await?;
+    Ok(with_cookie(
+        Json(challenge).into_response(),
+        &session,
+        &parts,
+    ))
+}
+
+async fn executor_post(
+    State(state): State<Arc<AppState>>,
+    Path(slug): Path<String>,
+    req: axum::extract::Request,
+) -> ApiResult<Response> {
+    let (parts, body) = req.into_parts();
+    let bytes: Bytes = axum::body::to_bytes(body, MAX_RESPONSE_BYTES)
+        .await
+        .map_err(|_| ApiError::PayloadTooLarge)?;
+    let json = parts
+        .headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/json"));
+    if !json {
+        return Err(ApiError::UnsupportedMediaType);
+    }
+    let body: Value = serde_json::from_slice(&bytes)
+        .map_err(|e| ApiError::BadRequest(format!("JSON parse error - {e}")))?;
+    let request = flow_request(&state, &parts, original_query(&parts)).await?;
+    let mut session = crate::session::load(&state, &parts).await?;
+    let reply = Executor::new(&state.flows, &mut session, &request)
+        .post(&slug, &body)
+        .await?;
+    let response = match reply {
+        Reply::Advanced => {
+            let location = match parts.uri.query() {
+                Some(q) => format!("{}?{q}", parts.uri.path()),
+                None => parts.uri.path().to_owned(),
+            };
+            let mut r = StatusCode::FOUND.into_response();
+            if let Ok(v) = HeaderValue::from_str(&location) {
+                r.headers_mut().insert(header::LOCATION, v);
+            }
+            r
+        }
+        Reply::Challenge(c) => Json::<Challenge>(c).into_response(),
+    };
+    Ok(with_cookie(response, &session, &parts))
+}

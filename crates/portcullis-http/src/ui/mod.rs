@@ -1,0 +1,342 @@
+//! The web interface: `/if/flow/<slug>/` renders each challenge of the flow executor as a
+//! server-rendered HTML page (forms work without JavaScript), branded from the brand; `/` sends a
+//! visitor to the authentication flow (or to `/if/user/` when logged in); `/if/user/` is the
+//! logged-in landing page. The pages are a rendering of the JSON challenges, never a second
+//! implementation: a form post becomes the same JSON response the executor API takes.
+//!
+//! Forms carry the session's CSRF token; a post without it changes nothing.
+
+use std::sync::{Arc, LazyLock};
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use axum::http::request::Parts;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{Html, IntoResponse, Redirect, Response};
+use axum::routing::get;
+use minijinja::Environment;
+use portcullis_core::{Brand, FlowDesignation};
+use portcullis_flow::{Challenge, Executor, Reply, SessionState, challenge};
+use serde_json::{Map, Value, json};
+
+use crate::AppState;
+use crate::error::{ApiError, ApiResult};
+use crate::flows_executor::{MAX_RESPONSE_BYTES, flow_request};
+
+static TEMPLATES: LazyLock<Environment<'static>> = LazyLock::new(|| {
+    let mut env = Environment::new();
+    env.set_auto_escape_callback(|_| minijinja::AutoEscape::Html);
+    // Bounded rendering: a brand's CSS or a challenge can't make a page take forever.
+    env.set_fuel(Some(200_000));
+    for (name, src) in [
+        ("base.html", include_str!("../../templates/base.html")),
+        ("flow.html", include_str!("../../templates/flow.html")),
+        ("user.html", include_str!("../../templates/user.html")),
+    ] {
+        if let Err(e) = env.add_template(name, src) {
+            tracing::error!(template = name, error = %e, "template does not compile");
+        }
+    }
+    env
+});
+
+pub fn router() -> Router<Arc<AppState>> {
+    Router::new()
+        .route("/", get(root))
+        .route("/if/user/", get(user_page))
+        .route(
+            "/if/flow/{slug}/",
+            get(flow_get)
+                .post(flow_post)
+                .layer(axum::extract::DefaultBodyLimit::max(MAX_RESPONSE_BYTES)),
+        )
+        .route(
+            "/flows/-/default/authentication/",
+            get(default_authentication),
+        )
+        .route("/flows/-/default/invalidation/", get(default_invalidation))
+        .route("/flows/-/cancel/", get(cancel))
+}
+
+fn brand_json(b: &Brand) -> Value {
+    // A `</style>` in the brand's CSS must not end the style element.
+    let css = b.branding_custom_css.replace("</", "<\\/");
+    json!({
+        "title": b.branding_title,
+        "logo": b.branding_logo.replace("%(theme)s", "light"),
+        "favicon": b.branding_favicon,
+        "custom_css": css,
+    })
+}
+
+fn page(html: String, status: StatusCode) -> Response {
+    let mut r = (status, Html(html)).into_response();
+    let h = r.headers_mut();
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    h.insert("x-frame-options", HeaderValue::from_static("DENY"));
+    h.insert(
+        "x-content-type-options",
+        HeaderValue::from_static("nosniff"),
+    );
+    h.insert(
+        "content-security-policy",
+        HeaderValue::from_static(
+            "default-src 'self'; img-src 'self' data: https:; style-src 'self' 'unsafe-inline'; \
+             script-src 'none'; frame-ancestors 'none'; base-uri 'none'",
+        ),
+    );
+    r
+}
+
+fn render(name: &str, ctx: Value) -> ApiResult<String> {
+    TEMPLATES
+        .get_template(name)
+        .and_then(|t| t.render(ctx))
+        .map_err(|e| ApiError::Internal(format!("template {name}: {e}")))
+}
+
+fn with_cookie(mut r: Response, session: &SessionState, parts: &Parts) -> Response {
+    for v in crate::session::set_cookies(session, crate::session::is_https(parts)) {
+        r.headers_mut().append(header::SET_COOKIE, v);
+    }
+    r
+}
+
+fn redirect(to: &str) -> Response {
+    Redirect::to(to).into_response()
+}
+
+/// The slug of the flow with `designation`: authentik's default slug first, else any.
+async fn default_flow(state: &AppState, designation: FlowDesignation) -> ApiResult<Option<String>> {
+    let preferred = match designation {
+        FlowDesignation::Authentication => "default-authentication-flow",
+        FlowDesignation::Invalidation => "default-invalidation-flow",
+        _ => "",
+    };
+    if !preferred.is_empty()
+        && let Ok(f) = state.store.find_flow_by_slug(preferred).await
+    {
+        return Ok(Some(f.slug));
+    }
+    Ok(state
+        .store
+        .find_flow_by_designation(designation)
+        .await?
+        .map(|f| f.slug))
+}
+
+async fn root(
+    State(state): State<Arc<AppState>>,
+    req: axum::extract::Request,
+) -> ApiResult<Response> {
+    let (parts, _) = req.into_parts();
+    let session = crate::session::load(&state, &parts).await?;
+    if session.user().is_some() {
+        return Ok(with_cookie(redirect("/if/user/"), &session, &parts));
+    }
+    let to = match default_flow(&state, FlowDesignation::Authentication).await? {
+        Some(slug) => format!("/if/flow/{slug}/"),
+        None => return Err(ApiError::NotFound),
+    };
+    Ok(with_cookie(redirect(&to), &session, &parts))
+}
+
+async fn default_authentication(State(state): State<Arc<AppState>>) -> ApiResult<Response> {
+    match default_flow(&state, FlowDesignation::Authentication).await? {
+        Some(slug) => Ok(redirect(&format!("/if/flow/{slug}/"))),
+        None => Err(ApiError::NotFound),
+    }
+}
+
+async fn default_invalidation(State(state): State<Arc<AppState>>) -> ApiResult<Response> {
+    match default_flow(&state, FlowDesignation::Invalidation).await? {
+        Some(slug) => Ok(redirect(&format!("/if/flow/{slug}/"))),
+        None => Err(ApiError::NotFound),
+    }
+}
+
+/// Drops every flow in progress of this session and starts over.
+async fn cancel(
+    State(state): State<Arc<AppState>>,
+    req: axum::extract::Request,
+) -> ApiResult<Response> {
+    let (parts, _) = req.into_parts();
+    let mut session = crate::session::load(&state, &parts).await?;
+    let slugs: Vec<String> = session
+        .session()
+        .and_then(|s| s.data.get("flows"))
+        .and_then(Value::as_object)
+        .map(|m| m.keys().cloned().collect())
+        .unwrap_or_default();
+    for slug in slugs {
+        session.set_plan(&state.store, &slug, None).await?;
+    }
+    session.save(&state.store).await?;
+    Ok(with_cookie(redirect("/"), &session, &parts))
+}
+
+async fn user_page(
+    State(state): State<Arc<AppState>>,
+    req: axum::extract::Request,
+) -> ApiResult<Response> {
+    let (parts, _) = req.into_parts();
+    let session = crate::session::load(&state, &parts).await?;
+    let Some(user) = session.user() else {
+        let to = match default_flow(&state, FlowDesignation::Authentication).await? {
+            Some(slug) => format!("/if/flow/{slug}/?next=%2Fif%2Fuser%2F"),
+            None => "/".to_owned(),
+        };
+        return Ok(with_cookie(redirect(&to), &session, &parts));
+    };
+    let host = parts
+        .headers
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .unwrap_or("");
+    let brand = crate::api::brands::brand_for_host(&state, host).await?;
+    let html = render(
+        "user.html",
+        json!({
+            "brand": brand_json(&brand),
+            "background": brand.branding_default_flow_background,
+            "layout": "stacked",
+            "user": {"username": user.user.username, "name": user.user.name, "email": user.user.email},
+        }),
+    )?;
+    Ok(with_cookie(page(html, StatusCode::OK), &session, &parts))
+}
+
+/// Renders a challenge as the flow page (redirect challenges become HTTP redirects).
+fn render_challenge(
+    c: &Challenge,
+    slug: &str,
+    query: &str,
+    csrf: &str,
+    brand: &Brand,
+) -> ApiResult<Response> {
+    if c.component == challenge::REDIRECT {
+        let to = c.field_str("to").unwrap_or("/");
+        return Ok(Redirect::to(to).into_response());
+    }
+    let action = if query.is_empty() {
+        format!("/if/flow/{slug}/")
+    } else {
+        format!("/if/flow/{slug}/?{query}")
+    };
+    let info = c.flow_info.as_ref();
+    let status = if c.component == challenge::ACCESS_DENIED || c.component == challenge::FLOW_ERROR
+    {
+        StatusCode::OK
+    } else {
+        StatusCode::OK
+    };
+    let html = render(
+        "flow.html",
+        json!({
+            "c": c.to_json(),
+            "title": info.map(|i| i.title.as_str()).unwrap_or(""),
+            "background": info.map(|i| i.background.as_str()).unwrap_or(""),
+            "layout": info.map(|i| i.layout.as_str()).unwrap_or("stacked"),
+            "brand": brand_json(brand),
+            "action": action,
+            "restart_url": format!("/if/flow/{slug}/"),
+            "csrf_token": csrf,
+        }),
+    )?;
+    Ok(page(html, status))
+}
+
+async fn flow_get(
+    State(state): State<Arc<AppState>>,
+    Path(slug): Path<String>,
+    req: axum::extract::Request,
+) -> ApiResult<Response> {
+    let (parts, _) = req.into_parts();
+    let query: String = parts.uri.query().unwrap_or("").chars().take(4096).collect();
+    let request = flow_request(&state, &parts, query.clone()).await?;
+    let mut session = crate::session::load(&state, &parts).await?;
+    let c = Executor::new(&state.flows, &mut session, &request)
+        .get(&slug)
+        .await?;
+    let r = render_challenge(&c, &slug, &query, session.csrf_token(), &request.brand)?;
+    Ok(with_cookie(r, &session, &parts))
+}
+
+/// Turns a posted form into the JSON response the executor takes. Values are strings, except
+/// the fields the form lists in `_bool` (checkboxes: present means true) and `remember_me`.
+pub fn form_to_response(body: &[u8]) -> Map<String, Value> {
+    let text = String::from_utf8_lossy(body);
+    let mut out = Map::new();
+    let mut bools = Vec::new();
+    for pair in text.split('&').filter(|p| !p.is_empty()).take(256) {
+        let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+        let k = portcullis_flow::executor::percent_decode(k);
+        let v = portcullis_flow::executor::percent_decode(v);
+        match k.as_str() {
+            "csrf_token" => {}
+            "_bool" => bools.push(v),
+            "remember_me" => {
+                out.insert(k, Value::Bool(v == "true" || v == "on"));
+            }
+            _ => {
+                out.insert(k, Value::String(v));
+            }
+        }
+    }
+    for b in bools {
+        let on = matches!(out.get(&b), Some(Value::String(v)) if v == "true" || v == "on");
+        out.insert(b, Value::Bool(on));
+    }
+    out
+}
+
+fn form_csrf(body: &[u8]) -> String {
+    String::from_utf8_lossy(body)
+        .split('&')
+        .find_map(|p| p.strip_prefix("csrf_token="))
+        .map(portcullis_flow::executor::percent_decode)
+        .unwrap_or_default()
+}
+
+async fn flow_post(
+    State(state): State<Arc<AppState>>,
+    Path(slug): Path<String>,
+    req: axum::extract::Request,
+) -> ApiResult<Response> {
+    let (parts, body) = req.into_parts();
+    let body: Bytes = axum::body::to_bytes(body, MAX_RESPONSE_BYTES)
+        .await
+        .map_err(|_| ApiError::PayloadTooLarge)?;
+    let query: String = parts.uri.query().unwrap_or("").chars().take(4096).collect();
+    let here = if query.is_empty() {
+        format!("/if/flow/{slug}/")
+    } else {
+        format!("/if/flow/{slug}/?{query}")
+    };
+    let mut session = crate::session::load(&state, &parts).await?;
+    let expected = session.csrf_token().to_owned();
+    let sent = form_csrf(&body);
+    if expected.is_empty()
+        || !portcullis_crypto::constant_time_eq(sent.as_bytes(), expected.as_bytes())
+    {
+        // A stale or forged form: show the current step again, nothing changes.
+        return Ok(with_cookie(
+            Redirect::to(&here).into_response(),
+            &session,
+            &parts,
+        ));
+    }
+    let request = flow_request(&state, &parts, query.clone()).await?;
+    let response = Value::Object(form_to_response(&body));
+    let reply = Executor::new(&state.flows, &mut session, &request)
+        .post(&slug, &response)
+        .await?;
+    let r = match reply {
+        Reply::Advanced => Redirect::to(&here).into_response(),
+        Reply::Challenge(c) => {
+            render_challenge(&c, &slug, &query, session.csrf_token(), &request.brand)?
+        }
+    };
+    Ok(with_cookie(r, &session, &parts))
+}

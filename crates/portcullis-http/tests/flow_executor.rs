@@ -1,0 +1,723 @@
+//! The flow executor API driven as a client would: the admin logs in through the JSON executor,
+//! the session cookie authenticates API calls (with CSRF for unsafe methods), wrong passwords get
+//! error challenges, known and unknown usernames are indistinguishable, logout ends the session,
+//! policies bound to flows, stage bindings and applications change outcomes, and malformed
+//! requests never advance a flow.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    clippy::panic
+)]
+
+use std::time::{Duration, Instant};
+
+use portcullis_core::{
+    Actor, Flow, FlowDesignation, FlowStageBinding, NewUser, Policy, PolicyBinding, Stage,
+};
+use portcullis_testkit::{Backend, TestApp, both_backends};
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+use uuid::Uuid;
+
+const PASSWORD: &str = "correct horse battery staple";
+
+/// A browser-like client: keeps cookies, never follows redirects by itself.
+struct Browser {
+    base: String,
+    http: reqwest::Client,
+    cookies: std::collections::BTreeMap<String, String>,
+}
+
+struct Resp {
+    status: StatusCode,
+    location: Option<String>,
+    body: Value,
+}
+
+impl Browser {
+    fn new(app: &TestApp) -> Self {
+        Self {
+            base: app.url.clone(),
+            http: reqwest::Client::builder()
+                .redirect(reqwest::redirect::Policy::none())
+                .build()
+                .unwrap(),
+            cookies: Default::default(),
+        }
+    }
+
+    fn cookie_header(&self) -> String {
+        self.cookies
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect::<Vec<_>>()
+            .join("; ")
+    }
+
+    async fn send(&mut self, rb: reqwest::RequestBuilder) -> Resp {
+        let rb = if self.cookies.is_empty() {
+            rb
+        } else {
+            rb.header("cookie", self.cookie_header())
+        };
+        let r = rb.send().await.unwrap();
+        for sc in r.headers().get_all("set-cookie") {
+            let sc = sc.to_str().unwrap();
+            let first = sc.split(';').next().unwrap();
+            let (k, v) = first.split_once('=').unwrap();
+            if sc.contains("Max-Age=0") {
+                self.cookies.remove(k);
+            } else {
+                self.cookies.insert(k.to_owned(), v.to_owned());
+            }
+        }
+        let status = r.status();
+        let location = r
+            .headers()
+            .get("location")
+            .map(|v| v.to_str().unwrap().to_owned());
+        let text = r.text().await.unwrap();
+        let body = serde_json::from_str(&text).unwrap_or(Value::String(text));
+        Resp {
+            status,
+            location,
+            body,
+        }
+    }
+
+    fn url(&self, slug: &str) -> String {
+        format!("{}/api/v3/flows/executor/{slug}/?query=", self.base)
+    }
+
+    async fn get(&mut self, slug: &str) -> Resp {
+        let rb = self.http.get(self.url(slug));
+        self.send(rb).await
+    }
+
+    async fn post(&mut self, slug: &str, body: Value) -> Resp {
+        let rb = self.http.post(self.url(slug)).json(&body);
+        self.send(rb).await
+    }
+
+    async fn post_raw(&mut self, slug: &str, content_type: &str, body: Vec<u8>) -> Resp {
+        let rb = self
+            .http
+            .post(self.url(slug))
+            .header("content-type", content_type)
+            .body(body);
+        self.send(rb).await
+    }
+
+    /// POST, and when accepted, follow the redirect as the executor client does.
+    async fn solve(&mut self, slug: &str, body: Value) -> Resp {
+        let r = self.post(slug, body).await;
+        if r.status == StatusCode::FOUND {
+            let loc = r.location.clone().unwrap();
+            assert!(
+                loc.starts_with(&format!("/api/v3/flows/executor/{slug}/")),
+                "{loc}"
+            );
+            return self.get(slug).await;
+        }
+        r
+    }
+
+    async fn api(&mut self, method: reqwest::Method, path: &str, csrf: bool) -> Resp {
+        let mut rb = self
+            .http
+            .request(method, format!("{}{path}", self.base))
+            .header("content-type", "application/json");
+        if csrf && let Some(t) = self.cookies.get("authentik_csrf") {
+            rb = rb.header("X-authentik-CSRF", t.clone());
+        }
+        let rb = rb.body("{}");
+        self.send(rb).await
+    }
+}
+
+fn component(r: &Resp) -> &str {
+    r.body["component"].as_str().unwrap_or("")
+}
+
+/// The default authentication flow, as the built-in blueprint builds it.
+async fn login_flow(app: &TestApp) -> Flow {
+    let s = &app.state.store;
+    let actor = Actor::system();
+    let mut f = Flow::new(
+        "Welcome to Portcullis!",
+        "default-authentication-flow",
+        FlowDesignation::Authentication,
+    );
+    f.title = "Welcome to Portcullis!".into();
+    let flow = s.create_flow(f, &actor).await.unwrap();
+    let stage = |name: &str, kind: &str, config: Value| Stage {
+        uuid: Uuid::nil(),
+        name: name.into(),
+        kind: kind.into(),
+        config: portcullis_flow::normalize_stage_config(kind, &config).unwrap(),
+    };
+    let stages = [
+        stage(
+            "ident",
+            "identificationstage",
+            json!({"user_fields": ["email", "username"], "show_matched_user": false}),
+        ),
+        stage(
+            "password",
+            "passwordstage",
+            json!({"failed_attempts_before_cancel": 3}),
+        ),
+        stage("login", "userloginstage", json!({})),
+    ];
+    for (i, st) in stages.into_iter().enumerate() {
+        let st = s.create_stage(st, &actor).await.unwrap();
+        s.create_flow_binding(
+            FlowStageBinding::new(flow.uuid, st.uuid, (i as i32 + 1) * 10),
+            &actor,
+        )
+        .await
+        .unwrap();
+    }
+    let mut logout = Flow::new(
+        "Logout",
+        "default-invalidation-flow",
+        FlowDesignation::Invalidation,
+    );
+    logout.title = "Logout".into();
+    let logout = s.create_flow(logout, &actor).await.unwrap();
+    let st = s
+        .create_stage(
+            Stage {
+                uuid: Uuid::nil(),
+                name: "logout".into(),
+                kind: "userlogoutstage".into(),
+                config: json!({}),
+            },
+            &actor,
+        )
+        .await
+        .unwrap();
+    s.create_flow_binding(FlowStageBinding::new(logout.uuid, st.uuid, 0), &actor)
+        .await
+        .unwrap();
+    let hash = app.state.hasher.hash(PASSWORD.to_owned()).await.unwrap();
+    s.set_password(app.admin_pk, Some(hash), &actor)
+        .await
+        .unwrap();
+    flow
+}
+
+const SLUG: &str = "default-authentication-flow";
+
+async fn log_in(b: &mut Browser, username: &str, password: &str) -> Resp {
+    let r = b.get(SLUG).await;
+    assert_eq!(component(&r), "ak-stage-identification", "{:?}", r.body);
+    let r = b
+        .solve(
+            SLUG,
+            json!({"component": "ak-stage-identification", "uid_field": username}),
+        )
+        .await;
+    assert_eq!(component(&r), "ak-stage-password", "{:?}", r.body);
+    b.solve(
+        SLUG,
+        json!({"component": "ak-stage-password", "password": password}),
+    )
+    .await
+}
+
+async fn admin_logs_in_and_the_session_authenticates_the_api(b: Backend) {
+    let app = TestApp::spawn(b).await;
+    login_flow(&app).await;
+    let mut br = Browser::new(&app);
+    let r = br.get(SLUG).await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert_eq!(component(&r), "ak-stage-identification");
+    assert_eq!(r.body["flow_info"]["title"], "Welcome to Portcullis!");
+    assert_eq!(r.body["user_fields"], json!(["email", "username"]));
+    let anonymous_key = br.cookies.get("authentik_session").cloned().unwrap();
+
+    // Wrong password: an error challenge on the password field, and no session user.
+    let r = br
+        .solve(
+            SLUG,
+            json!({"component": "ak-stage-identification", "uid_field": "admin"}),
+        )
+        .await;
+    assert_eq!(component(&r), "ak-stage-password");
+    assert_eq!(r.body["pending_user"], "admin");
+    let r = br
+        .post(
+            SLUG,
+            json!({"component": "ak-stage-password", "password": "wrong"}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert_eq!(component(&r), "ak-stage-password");
+    assert_eq!(
+        r.body["response_errors"]["password"][0]["string"],
+        "Invalid password"
+    );
+    let me = br
+        .api(reqwest::Method::GET, "/api/v3/core/users/me/", false)
+        .await;
+    assert_eq!(me.status, StatusCode::UNAUTHORIZED);
+
+    // Right password: the flow ends with a redirect, and the session key changed.
+    let r = br
+        .solve(
+            SLUG,
+            json!({"component": "ak-stage-password", "password": PASSWORD}),
+        )
+        .await;
+    assert_eq!(component(&r), "xak-flow-redirect", "{:?}", r.body);
+    assert_eq!(r.body["to"], "/");
+    let key = br.cookies.get("authentik_session").cloned().unwrap();
+    assert_ne!(key, anonymous_key, "the session key must change at login");
+
+    let me = br
+        .api(reqwest::Method::GET, "/api/v3/core/users/me/", false)
+        .await;
+    assert_eq!(me.status, StatusCode::OK, "{:?}", me.body);
+    assert_eq!(me.body["user"]["username"], "admin");
+
+    // Unsafe methods need the CSRF header.
+    let path = format!("/api/v3/core/users/{}/", app.admin_pk);
+    let no_csrf = br.api(reqwest::Method::PATCH, &path, false).await;
+    assert_eq!(no_csrf.status, StatusCode::FORBIDDEN);
+    let with_csrf = br.api(reqwest::Method::PATCH, &path, true).await;
+    assert_eq!(with_csrf.status, StatusCode::OK, "{:?}", with_csrf.body);
+
+    // Events: one login_failed without the password, one login.
+    let events = events(&app).await;
+    let failed: Vec<&Value> = events
+        .iter()
+        .filter(|e| e["action"] == "login_failed")
+        .collect();
+    assert_eq!(failed.len(), 1);
+    assert!(!failed[0].to_string().contains("wrong"), "{}", failed[0]);
+    assert_eq!(failed[0]["context"]["username"], "admin");
+    assert!(events.iter().any(|e| e["action"] == "login"));
+}
+
+async fn wrong_passwords_cancel_the_flow_after_the_limit(b: Backend) {
+    let app = TestApp::spawn(b).await;
+    login_flow(&app).await;
+    let mut br = Browser::new(&app);
+    let r = log_in(&mut br, "admin", "wrong-1").await;
+    assert_eq!(
+        r.body["response_errors"]["password"][0]["string"],
+        "Invalid password"
+    );
+    let r = br
+        .post(
+            SLUG,
+            json!({"component": "ak-stage-password", "password": "wrong-2"}),
+        )
+        .await;
+    assert_eq!(component(&r), "ak-stage-password");
+    let r = br
+        .post(
+            SLUG,
+            json!({"component": "ak-stage-password", "password": "wrong-3"}),
+        )
+        .await;
+    assert_eq!(component(&r), "ak-stage-access-denied", "{:?}", r.body);
+    // Cancelled: the next GET starts over.
+    let r = br.get(SLUG).await;
+    assert_eq!(component(&r), "ak-stage-identification");
+}
+
+/// The answers to an unknown username equal those to a known one (with the typed identifier in
+/// the same place), and both cost a password hash.
+async fn known_and_unknown_usernames_are_indistinguishable(b: Backend) {
+    let app = TestApp::spawn(b).await;
+    login_flow(&app).await;
+    let mut known = Browser::new(&app);
+    let mut unknown = Browser::new(&app);
+    let mut answers = Vec::new();
+    let mut timings = Vec::new();
+    for (br, name) in [(&mut known, "admin"), (&mut unknown, "nobody-by-this-name")] {
+        let r1 = br.get(SLUG).await;
+        let r2 = br
+            .post(
+                SLUG,
+                json!({"component": "ak-stage-identification", "uid_field": name}),
+            )
+            .await;
+        let r3 = br.get(SLUG).await;
+        let started = Instant::now();
+        let r4 = br
+            .post(
+                SLUG,
+                json!({"component": "ak-stage-password", "password": "wrong"}),
+            )
+            .await;
+        timings.push(started.elapsed());
+        let norm = |v: &Value| v.to_string().replace(name, "<id>");
+        answers.push((
+            r1.status,
+            norm(&r1.body),
+            r2.status,
+            r2.location.map(|l| l.replace(name, "<id>")),
+            r3.status,
+            norm(&r3.body),
+            r4.status,
+            norm(&r4.body),
+        ));
+    }
+    assert_eq!(answers[0], answers[1]);
+    // Both paths verify a hash (argon2id takes milliseconds; a skipped check takes microseconds).
+    let (k, u) = (timings[0], timings[1]);
+    assert!(
+        u * 4 > k && k * 4 > u,
+        "password check took {k:?} for a known user and {u:?} for an unknown one"
+    );
+    assert!(u > Duration::from_millis(2), "{u:?}");
+}
+
+async fn logout_ends_the_session(b: Backend) {
+    let app = TestApp::spawn(b).await;
+    login_flow(&app).await;
+    let mut br = Browser::new(&app);
+    let r = log_in(&mut br, "admin", PASSWORD).await;
+    assert_eq!(component(&r), "xak-flow-redirect");
+    let old = br.cookies.get("authentik_session").cloned().unwrap();
+    let me = br
+        .api(reqwest::Method::GET, "/api/v3/core/users/me/", false)
+        .await;
+    assert_eq!(me.status, StatusCode::OK);
+    let r = br.get("default-invalidation-flow").await;
+    assert_eq!(component(&r), "xak-flow-redirect", "{:?}", r.body);
+    let me = br
+        .api(reqwest::Method::GET, "/api/v3/core/users/me/", false)
+        .await;
+    assert_eq!(me.status, StatusCode::UNAUTHORIZED);
+    // The old cookie is dead too (the row is gone, not just the cookie).
+    br.cookies.clear();
+    br.cookies.insert("authentik_session".into(), old);
+    let me = br
+        .api(reqwest::Method::GET, "/api/v3/core/users/me/", false)
+        .await;
+    assert_eq!(me.status, StatusCode::UNAUTHORIZED);
+    let events = events(&app).await;
+    assert!(events.iter().any(|e| e["action"] == "logout"));
+}
+
+/// Every recorded event, as JSON.
+async fn events(app: &TestApp) -> Vec<Value> {
+    let q = portcullis_store::ListQuery {
+        page: portcullis_core::PageRequest {
+            page: 1,
+            page_size: 1000,
+        },
+        ..Default::default()
+    };
+    let page = app
+        .state
+        .store
+        .list_events(&portcullis_store::EventFilter::default(), &q)
+        .await
+        .unwrap();
+    page.items
+        .into_iter()
+        .map(|e| serde_json::to_value(e).unwrap())
+        .collect()
+}
+
+/// The stored session data (the flow plans).
+async fn sessions(app: &TestApp) -> Vec<Value> {
+    let snap = app.state.store.snapshot().await.unwrap();
+    snap.into_iter()
+        .find(|(t, _)| t == "session")
+        .unwrap()
+        .1
+        .into_iter()
+        .map(|mut s| {
+            s.as_object_mut().unwrap().remove("last_used");
+            s
+        })
+        .collect()
+}
+
+async fn malformed_responses_never_advance_the_flow(b: Backend) {
+    let app = TestApp::spawn(b).await;
+    login_flow(&app).await;
+    let mut br = Browser::new(&app);
+    br.get(SLUG).await;
+    let before = sessions(&app).await;
+    let cases: Vec<(&str, Vec<u8>, &[StatusCode])> = vec![
+        (
+            "text/plain",
+            b"uid_field=admin".to_vec(),
+            &[StatusCode::UNSUPPORTED_MEDIA_TYPE],
+        ),
+        (
+            "application/json",
+            b"{not json".to_vec(),
+            &[StatusCode::BAD_REQUEST],
+        ),
+        (
+            "application/json",
+            b"[1,2,3]".to_vec(),
+            &[StatusCode::BAD_REQUEST],
+        ),
+        (
+            "application/json",
+            b"\"admin\"".to_vec(),
+            &[StatusCode::BAD_REQUEST],
+        ),
+        (
+            "application/json",
+            b"null".to_vec(),
+            &[StatusCode::BAD_REQUEST],
+        ),
+        (
+            "application/json",
+            vec![0xff, 0xfe, 0x00, 0x7b],
+            &[StatusCode::BAD_REQUEST],
+        ),
+        (
+            "application/json",
+            "[".repeat(100_000).into_bytes(),
+            &[StatusCode::PAYLOAD_TOO_LARGE, StatusCode::BAD_REQUEST],
+        ),
+        (
+            "application/json",
+            format!(
+                "{{\"component\":\"ak-stage-identification\",\"uid_field\":\"{}\"}}",
+                "a".repeat(70_000)
+            )
+            .into_bytes(),
+            &[StatusCode::PAYLOAD_TOO_LARGE],
+        ),
+        (
+            "application/json",
+            format!("{}1{}", "[".repeat(5000), "]".repeat(5000)).into_bytes(),
+            &[StatusCode::BAD_REQUEST],
+        ),
+    ];
+    for (ct, body, want) in cases {
+        let r = br.post_raw(SLUG, ct, body.clone()).await;
+        assert!(
+            want.contains(&r.status),
+            "{ct} {:?}: {} {:?}",
+            String::from_utf8_lossy(&body[..body.len().min(40)]),
+            r.status,
+            r.body
+        );
+        assert!(r.body.get("detail").is_some(), "{:?}", r.body);
+    }
+    // Well-formed JSON that does not answer the challenge: an error challenge.
+    let challenges = [
+        json!({"component": "ak-stage-password", "password": "x"}),
+        json!({"component": 17, "uid_field": "admin"}),
+        json!({"uid_field": "admin"}),
+        json!({"component": "ak-stage-identification", "uid_field": 12345}),
+        json!({"component": "ak-stage-identification", "uid_field": ["admin"]}),
+        json!({"component": "ak-stage-identification", "uid_field": {"$ne": null}}),
+        json!({"component": "ak-stage-identification", "uid_field": ""}),
+        json!({"component": "ak-stage-identification", "uid_field": "a".repeat(5000)}),
+        json!({"component": "ak-stage-identification", "uid_field": "admin\u{0}"}),
+        json!({"component": "ak-stage-identification", "uid_field": 1e300}),
+    ];
+    for c in challenges {
+        let r = br.post(SLUG, c.clone()).await;
+        assert_eq!(r.status, StatusCode::OK, "{c}: {:?}", r.body);
+        assert_eq!(
+            component(&r),
+            "ak-stage-identification",
+            "{c}: {:?}",
+            r.body
+        );
+        assert!(r.body["response_errors"].is_object(), "{c}: {:?}", r.body);
+    }
+    assert_eq!(
+        sessions(&app).await,
+        before,
+        "a refused response changed the flow"
+    );
+    // Still at the first stage.
+    assert_eq!(component(&br.get(SLUG).await), "ak-stage-identification");
+    // An unknown flow is a 404.
+    assert_eq!(br.get("no-such-flow").await.status, StatusCode::NOT_FOUND);
+}
+
+async fn expression(app: &TestApp, name: &str, code: &str) -> Policy {
+    app.state
+        .store
+        .create_policy(
+            Policy {
+                uuid: Uuid::nil(),
+                name: name.into(),
+                kind: "expressionpolicy".into(),
+                execution_logging: false,
+                config: json!({"expression": code}),
+            },
+            &Actor::system(),
+        )
+        .await
+        .unwrap()
+}
+
+async fn bind(
+    app: &TestApp,
+    target: Uuid,
+    policy: Option<Uuid>,
+    group: Option<Uuid>,
+    failure_result: bool,
+) {
+    let mut b = PolicyBinding::new(target, 0);
+    b.policy = policy;
+    b.group = group;
+    b.failure_result = failure_result;
+    app.state
+        .store
+        .create_policy_binding(b, &Actor::system())
+        .await
+        .unwrap();
+}
+
+async fn policies_bound_to_flows_and_stage_bindings_change_the_outcome(b: Backend) {
+    let app = TestApp::spawn(b).await;
+    let flow = login_flow(&app).await;
+    // Bound to the flow: a policy that denies with a message.
+    let deny = expression(
+        &app,
+        "deny",
+        "ak_message(\"Closed for maintenance.\")\nreturn False",
+    )
+    .await;
+    bind(&app, flow.pbm_uuid, Some(deny.uuid), None, false).await;
+    let mut br = Browser::new(&app);
+    let r = br.get(SLUG).await;
+    assert_eq!(component(&r), "ak-stage-access-denied", "{:?}", r.body);
+    assert_eq!(r.body["error_message"], "Closed for maintenance.");
+    app.state
+        .store
+        .delete_policy(deny.uuid, &Actor::system())
+        .await
+        .unwrap();
+
+    // Bound to the login stage's binding: the stage is skipped for this user, so the flow ends
+    // without logging in.
+    let bindings = app.state.store.flow_plan_bindings(flow.uuid).await.unwrap();
+    let login_binding = bindings
+        .iter()
+        .find(|(_, s)| s.kind == "userloginstage")
+        .unwrap()
+        .0
+        .clone();
+    let not_admin = expression(
+        &app,
+        "not-admin",
+        "return request.context[\"pending_user_identifier\"] != \"admin\"",
+    )
+    .await;
+    bind(
+        &app,
+        login_binding.pbm_uuid,
+        Some(not_admin.uuid),
+        None,
+        false,
+    )
+    .await;
+    let mut br = Browser::new(&app);
+    let r = log_in(&mut br, "admin", PASSWORD).await;
+    assert_eq!(component(&r), "xak-flow-redirect", "{:?}", r.body);
+    let me = br
+        .api(reqwest::Method::GET, "/api/v3/core/users/me/", false)
+        .await;
+    assert_eq!(
+        me.status,
+        StatusCode::UNAUTHORIZED,
+        "the login stage should have been skipped"
+    );
+    // Another user passes the policy and logs in.
+    let u = app
+        .state
+        .store
+        .create_user(NewUser::named("alice"), &Actor::system())
+        .await
+        .unwrap();
+    let hash = app.state.hasher.hash(PASSWORD.into()).await.unwrap();
+    app.state
+        .store
+        .set_password(u.user.pk, Some(hash), &Actor::system())
+        .await
+        .unwrap();
+    let mut br = Browser::new(&app);
+    log_in(&mut br, "alice", PASSWORD).await;
+    let me = br
+        .api(reqwest::Method::GET, "/api/v3/core/users/me/", false)
+        .await;
+    assert_eq!(me.status, StatusCode::OK);
+}
+
+/// An expression that runs out of budget ends as a policy_exception event and counts as the
+/// binding's failure_result, quickly.
+async fn an_expression_over_budget_fails_with_the_binding_failure_result(b: Backend) {
+    let app = TestApp::spawn(b).await;
+    let flow = login_flow(&app).await;
+    let looping = expression(
+        &app,
+        "looping",
+        "x = 0\nfor i in range(100000000):\n    x += i\nreturn False",
+    )
+    .await;
+    // failure_result = true: the flow goes on.
+    bind(&app, flow.pbm_uuid, Some(looping.uuid), None, true).await;
+    let mut br = Browser::new(&app);
+    let started = Instant::now();
+    let r = br.get(SLUG).await;
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        started.elapsed()
+    );
+    assert_eq!(component(&r), "ak-stage-identification", "{:?}", r.body);
+    let events = events(&app).await;
+    let ex: Vec<&Value> = events
+        .iter()
+        .filter(|e| e["action"] == "policy_exception")
+        .collect();
+    assert_eq!(ex.len(), 1, "{events:?}");
+    assert_eq!(ex[0]["context"]["policy"]["name"], "looping");
+    assert!(
+        ex[0]["context"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("budget"),
+        "{}",
+        ex[0]
+    );
+
+    // failure_result = false: denied.
+    let pbs = app
+        .state
+        .store
+        .policy_bindings_for(flow.pbm_uuid)
+        .await
+        .unwrap();
+    let mut pb = pbs[0].0.clone();
+    pb.failure_result = false;
+    app.state
+        .store
+        .update_policy_binding(pb.uuid, pb.clone(), &Actor::system())
+        .await
+        .unwrap();
+    let mut br = Browser::new(&app);
+    let r = br.get(SLUG).await;
+    assert_eq!(component(&r), "ak-stage-access-denied", "{:?}", r.body);
+}
+
+both_backends!(
+    admin_logs_in_and_the_session_authenticates_the_api,
+    wrong_passwords_cancel_the_flow_after_the_limit,
+    known_and_unknown_usernames_are_indistinguishable,
+    logout_ends_the_session,
+    malformed_responses_never_advance_the_flow,
+    policies_bound_to_flows_and_stage_bindings_change_the_outcome,
+    an_expression_over_budget_fails_with_the_binding_failure_result,
+);
