@@ -1072,3 +1072,129 @@ def test_blueprint_instances(client: ak.ApiClient, core: ak.CoreApi, cleanup):
     assert isinstance(managed.managed_blueprints_available_list(), list)
     with pytest.raises(BadRequestException):
         managed.managed_blueprints_create(ak.BlueprintInstanceRequest(name=f"bad-{s}", path="../../etc/passwd"))
+
+
+# --------------------------------------------------------------------------
+# flows, stages, policies
+# --------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def flows_api(client: ak.ApiClient) -> ak.FlowsApi:
+    return ak.FlowsApi(client)
+
+
+@pytest.fixture(scope="session")
+def stages_api(client: ak.ApiClient) -> ak.StagesApi:
+    return ak.StagesApi(client)
+
+
+@pytest.fixture(scope="session")
+def policies_api(client: ak.ApiClient) -> ak.PoliciesApi:
+    return ak.PoliciesApi(client)
+
+
+def test_flows_and_bindings(flows_api: ak.FlowsApi, stages_api: ak.StagesApi, cleanup):
+    from authentik_client.models import (
+        FlowDesignationEnum,
+        FlowRequest,
+        FlowStageBindingRequest,
+        IdentificationStageRequest,
+        PasswordStageRequest,
+        PatchedFlowRequest,
+        UserFieldsEnum,
+        UserLoginStageRequest,
+    )
+
+    s = sfx()
+    flow = flows_api.flows_instances_create(
+        FlowRequest(
+            name=f"Login {s}",
+            slug=f"login-{s}",
+            title="Welcome",
+            designation=FlowDesignationEnum.AUTHENTICATION,
+        )
+    )
+    cleanup(lambda: flows_api.flows_instances_destroy(flow.slug))
+    assert flow.slug == f"login-{s}"
+    assert flow.export_url == f"/api/v3/flows/instances/login-{s}/export/"
+    assert flow.stages == []
+
+    pw = stages_api.stages_password_create(PasswordStageRequest(name=f"pw-{s}", backends=["authentik.core.auth.InbuiltBackend"]))
+    cleanup(lambda: stages_api.stages_all_destroy(pw.pk))
+    ident = stages_api.stages_identification_create(
+        IdentificationStageRequest(name=f"id-{s}", user_fields=[UserFieldsEnum.USERNAME], password_stage=pw.pk)
+    )
+    cleanup(lambda: stages_api.stages_all_destroy(ident.pk))
+    login = stages_api.stages_user_login_create(UserLoginStageRequest(name=f"login-{s}"))
+    cleanup(lambda: stages_api.stages_all_destroy(login.pk))
+    assert ident.password_stage == pw.pk
+    assert ident.meta_model_name == "authentik_stages_identification.identificationstage"
+
+    b1 = flows_api.flows_bindings_create(FlowStageBindingRequest(target=flow.pk, stage=ident.pk, order=10))
+    b2 = flows_api.flows_bindings_create(FlowStageBindingRequest(target=flow.pk, stage=login.pk, order=20))
+    assert b1.stage_obj.name == f"id-{s}"
+    listed = flows_api.flows_bindings_list(target=flow.pk)
+    assert [b.pk for b in listed.results] == [b1.pk, b2.pk]
+    assert flows_api.flows_bindings_retrieve(b1.pk).order == 10
+
+    got = flows_api.flows_instances_retrieve(flow.slug)
+    assert got.stages == [ident.pk, login.pk]
+    patched = flows_api.flows_instances_partial_update(flow.slug, PatchedFlowRequest(title="Hello"))
+    assert patched.title == "Hello"
+    assert [f.slug for f in flows_api.flows_instances_list(slug=flow.slug).results] == [flow.slug]
+
+    # Stage lists: all and by type; the stage knows its flow.
+    all_stages = stages_api.stages_all_list(search=s)
+    assert {x.name for x in all_stages.results} == {f"pw-{s}", f"id-{s}", f"login-{s}"}
+    assert stages_api.stages_identification_retrieve(ident.pk).flow_set[0].slug == flow.slug
+    assert [x.pk for x in stages_api.stages_password_list(search=s).results] == [pw.pk]
+    assert [x.pk for x in stages_api.stages_user_login_list(search=s).results] == [login.pk]
+
+    with pytest.raises(BadRequestException):
+        flows_api.flows_bindings_create(FlowStageBindingRequest(target=flow.pk, stage=str(uuid.uuid4()), order=1))
+
+
+def test_policies_and_bindings(policies_api: ak.PoliciesApi, flows_api: ak.FlowsApi, cleanup):
+    from authentik_client.models import (
+        ExpressionPolicyRequest,
+        FlowDesignationEnum,
+        FlowRequest,
+        PasswordPolicyRequest,
+        PolicyBindingRequest,
+        PolicyTestRequest,
+    )
+
+    s = sfx()
+    flow = flows_api.flows_instances_create(
+        FlowRequest(name=f"Guarded {s}", slug=f"guarded-{s}", title="Guarded", designation=FlowDesignationEnum.AUTHORIZATION)
+    )
+    cleanup(lambda: flows_api.flows_instances_destroy(flow.slug))
+    expr = policies_api.policies_expression_create(ExpressionPolicyRequest(name=f"expr-{s}", expression="return True"))
+    cleanup(lambda: policies_api.policies_all_destroy(expr.pk))
+    pw = policies_api.policies_password_create(PasswordPolicyRequest(name=f"pw-{s}", length_min=10, check_have_i_been_pwned=False))
+    cleanup(lambda: policies_api.policies_all_destroy(pw.pk))
+    assert expr.expression == "return True"
+    assert pw.length_min == 10
+    assert policies_api.policies_expression_retrieve(expr.pk).name == f"expr-{s}"
+
+    binding = policies_api.policies_bindings_create(PolicyBindingRequest(target=flow.policybindingmodel_ptr_id, policy=expr.pk, order=0))
+    cleanup(lambda: policies_api.policies_bindings_destroy(binding.pk))
+    assert binding.policy_obj is not None and binding.policy_obj.name == f"expr-{s}"
+    assert binding.group_obj is None and binding.user_obj is None
+    listed = policies_api.policies_bindings_list(target=flow.policybindingmodel_ptr_id)
+    assert [b.pk for b in listed.results] == [binding.pk]
+    assert policies_api.policies_bindings_retrieve(binding.pk).order == 0
+    assert flows_api.flows_instances_retrieve(flow.slug).policies == [expr.pk]
+
+    names = {p.name for p in policies_api.policies_all_list(search=s).results}
+    assert names == {f"expr-{s}", f"pw-{s}"}
+    unbound = {p.name for p in policies_api.policies_all_list(search=s, bindings__isnull=True).results}
+    assert unbound == {f"pw-{s}"}
+
+    me_pk = ak.CoreApi(policies_api.api_client).core_users_me_retrieve().user.pk
+    result = policies_api.policies_all_test_create(expr.pk, PolicyTestRequest(user=me_pk, context={}))
+    assert result.passing is True
+
+    with pytest.raises(BadRequestException):
+        policies_api.policies_expression_create(ExpressionPolicyRequest(name=f"bad-{s}", expression="return (("))

@@ -229,6 +229,11 @@ impl<'a> Executor<'a> {
             created: self.svc.clock.now(),
             challenge: None,
         };
+        // A logged-in user is the flow's pending user (settings flows update them), as in authentik.
+        if let Some(u) = self.session.user() {
+            plan.context
+                .insert(context::PENDING_USER.into(), serde_json::json!(u.user.pk));
+        }
         let actor = self.actor().await;
         let req = stages::policy_request(self.session, &plan, self.request, None)?;
         let result = evaluate_target(

@@ -55,9 +55,33 @@ pub fn registry() -> Registry<Context> {
         .register(
             "authentik_blueprints.metaapplyblueprint",
             MetaApplyBlueprint,
+        )
+        .register("authentik_flows.flow", flow_models::FlowModel)
+        .register(
+            "authentik_flows.flowstagebinding",
+            flow_models::FlowBindingModel,
+        )
+        .register("authentik_stages_prompt.prompt", flow_models::PromptModel)
+        .register(
+            "authentik_policies.policybinding",
+            flow_models::PolicyBindingModel,
         );
+    for k in portcullis_flow::STAGE_KINDS {
+        r.register(
+            &format!("{}.{}", k.app, k.model),
+            flow_models::StageModel(k),
+        );
+    }
+    for k in portcullis_flow::POLICY_KINDS {
+        r.register(
+            &format!("{}.{}", k.app, k.model),
+            flow_models::PolicyModel(k),
+        );
+    }
     r
 }
+
+mod flow_models;
 
 /// Applies `bp` in one transaction: all of it or nothing.
 pub async fn apply_blueprint(
@@ -1143,10 +1167,24 @@ impl ModelHandler<Context> for MetaApplyBlueprint {
 
 /// Blueprints embedded in the binary, applied at every start in this order, before the files
 /// of the blueprints directory.
-pub const BUILTINS: &[(&str, &str)] = &[(
-    "builtin/system/bootstrap.yaml",
-    include_str!("../blueprints/system/bootstrap.yaml"),
-)];
+pub const BUILTINS: &[(&str, &str)] = &[
+    (
+        "builtin/system/bootstrap.yaml",
+        include_str!("../blueprints/system/bootstrap.yaml"),
+    ),
+    (
+        "builtin/default/flow-default-authentication-flow.yaml",
+        include_str!("../blueprints/default/flow-default-authentication-flow.yaml"),
+    ),
+    (
+        "builtin/default/flow-default-invalidation-flow.yaml",
+        include_str!("../blueprints/default/flow-default-invalidation-flow.yaml"),
+    ),
+    (
+        "builtin/default/flow-default-provider-authorization.yaml",
+        include_str!("../blueprints/default/flow-default-provider-authorization.yaml"),
+    ),
+];
 
 /// The largest blueprint file read.
 const MAX_FILE: u64 = portcullis_blueprint::MAX_BYTES as u64;

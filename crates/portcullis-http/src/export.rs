@@ -33,11 +33,11 @@ fn page(n: u64) -> ListQuery {
     }
 }
 
-fn s(v: impl Into<String>) -> Y {
+pub(crate) fn s(v: impl Into<String>) -> Y {
     Y::String(v.into())
 }
 
-fn key_of(id: &str) -> Y {
+pub(crate) fn key_of(id: &str) -> Y {
     Y::Tagged(Box::new(TaggedValue {
         tag: Tag::new("KeyOf"),
         value: s(id),
@@ -46,7 +46,7 @@ fn key_of(id: &str) -> Y {
 
 /// JSON to YAML, value by value. Not through serde: with serde_json's `arbitrary_precision`
 /// (which a dependency turns on) numbers serialize as a private map in other formats.
-fn json(v: &serde_json::Value) -> Result<Y, ApiError> {
+pub(crate) fn json(v: &serde_json::Value) -> Result<Y, ApiError> {
     use serde_json::Value as J;
     Ok(match v {
         J::Null => Y::Null,
@@ -72,7 +72,7 @@ fn json(v: &serde_json::Value) -> Result<Y, ApiError> {
     })
 }
 
-fn mapping(pairs: Vec<(&str, Y)>) -> Y {
+pub(crate) fn mapping(pairs: Vec<(&str, Y)>) -> Y {
     let mut m = serde_norway::Mapping::new();
     for (k, v) in pairs {
         m.insert(s(k), v);
@@ -80,7 +80,12 @@ fn mapping(pairs: Vec<(&str, Y)>) -> Y {
     Y::Mapping(m)
 }
 
-fn entry(model: &str, id: Option<String>, identifiers: Vec<(&str, Y)>, attrs: Vec<(&str, Y)>) -> Y {
+pub(crate) fn entry(
+    model: &str,
+    id: Option<String>,
+    identifiers: Vec<(&str, Y)>,
+    attrs: Vec<(&str, Y)>,
+) -> Y {
     let mut pairs = vec![("model", s(model))];
     if let Some(id) = id {
         pairs.push(("id", s(id)));

@@ -13,7 +13,10 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use crate::AppState;
-use crate::api::{applications, blueprints, brands, certificates, events, groups, tokens, users};
+use crate::api::{
+    applications, blueprints, brands, certificates, events, flows, groups, policies, prompts,
+    stages, tokens, users,
+};
 use crate::extract::QueryParams;
 
 #[derive(OpenApi)]
@@ -38,7 +41,7 @@ impl utoipa::Modify for BearerAuth {
 
 /// Every API route, with its documentation.
 pub fn api_router() -> OpenApiRouter<Arc<AppState>> {
-    OpenApiRouter::with_openapi(ApiDoc::openapi())
+    let router = OpenApiRouter::with_openapi(ApiDoc::openapi())
         .routes(routes!(users::list, users::create))
         .routes(routes!(users::me))
         .routes(routes!(
@@ -102,6 +105,30 @@ pub fn api_router() -> OpenApiRouter<Arc<AppState>> {
             blueprints::destroy
         ))
         .routes(routes!(blueprints::apply))
+        .routes(routes!(flows::list, flows::create))
+        .routes(routes!(
+            flows::retrieve,
+            flows::update,
+            flows::partial_update,
+            flows::destroy
+        ))
+        .routes(routes!(flows::export))
+        .routes(routes!(flows::bindings_list, flows::bindings_create))
+        .routes(routes!(
+            flows::bindings_retrieve,
+            flows::bindings_update,
+            flows::bindings_partial_update,
+            flows::bindings_destroy
+        ))
+        .routes(routes!(prompts::list, prompts::create))
+        .routes(routes!(
+            prompts::retrieve,
+            prompts::update,
+            prompts::partial_update,
+            prompts::destroy
+        ));
+    let router = stages::routes(router);
+    policies::routes(router)
 }
 
 /// The document itself.
@@ -209,6 +236,19 @@ mod tests {
             "crypto_certificatekeypairs_view_private_key_retrieve",
             "events_events_list",
             "events_events_retrieve",
+            "flows_bindings_create",
+            "flows_bindings_destroy",
+            "flows_bindings_list",
+            "flows_bindings_partial_update",
+            "flows_bindings_retrieve",
+            "flows_bindings_update",
+            "flows_instances_create",
+            "flows_instances_destroy",
+            "flows_instances_export_retrieve",
+            "flows_instances_list",
+            "flows_instances_partial_update",
+            "flows_instances_retrieve",
+            "flows_instances_update",
             "managed_blueprints_apply_create",
             "managed_blueprints_available_list",
             "managed_blueprints_create",
@@ -218,6 +258,123 @@ mod tests {
             "managed_blueprints_partial_update",
             "managed_blueprints_retrieve",
             "managed_blueprints_update",
+            "policies_all_destroy",
+            "policies_all_list",
+            "policies_all_retrieve",
+            "policies_all_test_create",
+            "policies_all_types_list",
+            "policies_bindings_create",
+            "policies_bindings_destroy",
+            "policies_bindings_list",
+            "policies_bindings_partial_update",
+            "policies_bindings_retrieve",
+            "policies_bindings_update",
+            "policies_dummy_create",
+            "policies_dummy_destroy",
+            "policies_dummy_list",
+            "policies_dummy_partial_update",
+            "policies_dummy_retrieve",
+            "policies_dummy_update",
+            "policies_event_matcher_create",
+            "policies_event_matcher_destroy",
+            "policies_event_matcher_list",
+            "policies_event_matcher_partial_update",
+            "policies_event_matcher_retrieve",
+            "policies_event_matcher_update",
+            "policies_expression_create",
+            "policies_expression_destroy",
+            "policies_expression_list",
+            "policies_expression_partial_update",
+            "policies_expression_retrieve",
+            "policies_expression_update",
+            "policies_password_create",
+            "policies_password_destroy",
+            "policies_password_expiry_create",
+            "policies_password_expiry_destroy",
+            "policies_password_expiry_list",
+            "policies_password_expiry_partial_update",
+            "policies_password_expiry_retrieve",
+            "policies_password_expiry_update",
+            "policies_password_list",
+            "policies_password_partial_update",
+            "policies_password_retrieve",
+            "policies_password_update",
+            "policies_reputation_create",
+            "policies_reputation_destroy",
+            "policies_reputation_list",
+            "policies_reputation_partial_update",
+            "policies_reputation_retrieve",
+            "policies_reputation_update",
+            "stages_all_destroy",
+            "stages_all_list",
+            "stages_all_retrieve",
+            "stages_all_types_list",
+            "stages_consent_create",
+            "stages_consent_destroy",
+            "stages_consent_list",
+            "stages_consent_partial_update",
+            "stages_consent_retrieve",
+            "stages_consent_update",
+            "stages_deny_create",
+            "stages_deny_destroy",
+            "stages_deny_list",
+            "stages_deny_partial_update",
+            "stages_deny_retrieve",
+            "stages_deny_update",
+            "stages_dummy_create",
+            "stages_dummy_destroy",
+            "stages_dummy_list",
+            "stages_dummy_partial_update",
+            "stages_dummy_retrieve",
+            "stages_dummy_update",
+            "stages_identification_create",
+            "stages_identification_destroy",
+            "stages_identification_list",
+            "stages_identification_partial_update",
+            "stages_identification_retrieve",
+            "stages_identification_update",
+            "stages_password_create",
+            "stages_password_destroy",
+            "stages_password_list",
+            "stages_password_partial_update",
+            "stages_password_retrieve",
+            "stages_password_update",
+            "stages_prompt_prompts_create",
+            "stages_prompt_prompts_destroy",
+            "stages_prompt_prompts_list",
+            "stages_prompt_prompts_partial_update",
+            "stages_prompt_prompts_retrieve",
+            "stages_prompt_prompts_update",
+            "stages_prompt_stages_create",
+            "stages_prompt_stages_destroy",
+            "stages_prompt_stages_list",
+            "stages_prompt_stages_partial_update",
+            "stages_prompt_stages_retrieve",
+            "stages_prompt_stages_update",
+            "stages_redirect_create",
+            "stages_redirect_destroy",
+            "stages_redirect_list",
+            "stages_redirect_partial_update",
+            "stages_redirect_retrieve",
+            "stages_redirect_update",
+            "stages_user_login_create",
+            "stages_user_login_destroy",
+            "stages_user_login_list",
+            "stages_user_login_partial_update",
+            "stages_user_login_retrieve",
+            "stages_user_login_update",
+            "stages_user_logout_create",
+            "stages_user_logout_destroy",
+            "stages_user_logout_list",
+            "stages_user_logout_partial_update",
+            "stages_user_logout_retrieve",
+            "stages_user_logout_update",
+            "stages_user_write_create",
+            "stages_user_write_destroy",
+            "stages_user_write_list",
+            "stages_user_write_partial_update",
+            "stages_user_write_retrieve",
+            "stages_user_write_update",
         ];
         assert_eq!(ids, expected);
     }

@@ -831,3 +831,315 @@ pub struct BlueprintMetadata {
 }
 
 crate::paginated!(PaginatedBlueprintInstanceList, BlueprintInstanceSerializer);
+
+// ------------------------------------------------------------- flows, stages, prompts, policies
+
+/// The background authentik shows when a flow names none.
+pub const DEFAULT_FLOW_BACKGROUND: &str = "/static/dist/assets/images/flow_background.jpg";
+
+/// authentik's `Flow`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct FlowSerializer {
+    pub pk: Uuid,
+    pub policybindingmodel_ptr_id: Uuid,
+    pub name: String,
+    pub slug: String,
+    pub title: String,
+    pub designation: String,
+    pub background: String,
+    pub background_url: String,
+    pub background_themed_urls: Option<ThemedUrls>,
+    /// The stages bound to the flow.
+    pub stages: Vec<Uuid>,
+    /// The policies bound to the flow.
+    pub policies: Vec<Uuid>,
+    pub cache_count: u64,
+    pub policy_engine_mode: String,
+    pub compatibility_mode: bool,
+    pub export_url: String,
+    pub layout: String,
+    pub denied_action: String,
+    pub authentication: String,
+}
+
+fn flow_background(f: &portcullis_core::Flow) -> String {
+    if f.background.is_empty() {
+        DEFAULT_FLOW_BACKGROUND.to_owned()
+    } else {
+        f.background.clone()
+    }
+}
+
+fn flow_export_url(f: &portcullis_core::Flow) -> String {
+    format!("/api/v3/flows/instances/{}/export/", f.slug)
+}
+
+impl FlowSerializer {
+    pub fn new(f: &portcullis_core::Flow, stages: Vec<Uuid>, policies: Vec<Uuid>) -> Self {
+        Self {
+            pk: f.uuid,
+            policybindingmodel_ptr_id: f.pbm_uuid,
+            name: f.name.clone(),
+            slug: f.slug.clone(),
+            title: f.title.clone(),
+            designation: f.designation.as_str().to_owned(),
+            background: f.background.clone(),
+            background_url: flow_background(f),
+            background_themed_urls: themed(&f.background),
+            stages,
+            policies,
+            cache_count: 0,
+            policy_engine_mode: f.policy_engine_mode.as_str().to_owned(),
+            compatibility_mode: f.compatibility_mode,
+            export_url: flow_export_url(f),
+            layout: f.layout.as_str().to_owned(),
+            denied_action: f.denied_action.as_str().to_owned(),
+            authentication: f.authentication.as_str().to_owned(),
+        }
+    }
+}
+
+/// authentik's `FlowSet`: a flow as listed under a stage.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct FlowSetSerializer {
+    pub pk: Uuid,
+    pub policybindingmodel_ptr_id: Uuid,
+    pub name: String,
+    pub slug: String,
+    pub title: String,
+    pub designation: String,
+    pub background: String,
+    pub background_url: String,
+    pub policy_engine_mode: String,
+    pub compatibility_mode: bool,
+    pub export_url: String,
+    pub layout: String,
+    pub denied_action: String,
+}
+
+impl From<&portcullis_core::Flow> for FlowSetSerializer {
+    fn from(f: &portcullis_core::Flow) -> Self {
+        Self {
+            pk: f.uuid,
+            policybindingmodel_ptr_id: f.pbm_uuid,
+            name: f.name.clone(),
+            slug: f.slug.clone(),
+            title: f.title.clone(),
+            designation: f.designation.as_str().to_owned(),
+            background: f.background.clone(),
+            background_url: flow_background(f),
+            policy_engine_mode: f.policy_engine_mode.as_str().to_owned(),
+            compatibility_mode: f.compatibility_mode,
+            export_url: flow_export_url(f),
+            layout: f.layout.as_str().to_owned(),
+            denied_action: f.denied_action.as_str().to_owned(),
+        }
+    }
+}
+
+/// Body of flow create/update (choices are checked by the handler, with DRF's messages).
+#[derive(Debug, Default, Deserialize, ToSchema)]
+pub struct FlowRequest {
+    pub name: Option<String>,
+    pub slug: Option<String>,
+    pub title: Option<String>,
+    pub designation: Option<String>,
+    pub background: Option<String>,
+    pub policy_engine_mode: Option<String>,
+    pub compatibility_mode: Option<bool>,
+    pub layout: Option<String>,
+    pub denied_action: Option<String>,
+    pub authentication: Option<String>,
+}
+
+/// authentik's `Stage` (the common part of every stage type); the typed endpoints add the
+/// type's own settings at the top level.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct StageSerializer {
+    pub pk: Uuid,
+    pub name: String,
+    pub component: String,
+    pub verbose_name: String,
+    pub verbose_name_plural: String,
+    pub meta_model_name: String,
+    pub flow_set: Vec<FlowSetSerializer>,
+    /// The stage type's own settings (typed endpoints only).
+    #[serde(flatten)]
+    #[schema(value_type = Object)]
+    pub config: serde_json::Map<String, Value>,
+}
+
+/// Body of a stage create/update: `name` and the stage type's own settings at the top level.
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct StageRequest {
+    pub name: String,
+}
+
+/// authentik's `FlowStageBinding`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct FlowStageBindingSerializer {
+    pub pk: Uuid,
+    pub policybindingmodel_ptr_id: Uuid,
+    pub target: Uuid,
+    pub stage: Uuid,
+    pub stage_obj: StageSerializer,
+    pub evaluate_on_plan: bool,
+    pub re_evaluate_policies: bool,
+    pub order: i32,
+    pub policy_engine_mode: String,
+    pub invalid_response_action: String,
+}
+
+#[derive(Debug, Default, Deserialize, ToSchema)]
+pub struct FlowStageBindingRequest {
+    pub target: Option<Uuid>,
+    pub stage: Option<Uuid>,
+    pub evaluate_on_plan: Option<bool>,
+    pub re_evaluate_policies: Option<bool>,
+    pub order: Option<i32>,
+    pub policy_engine_mode: Option<String>,
+    pub invalid_response_action: Option<String>,
+}
+
+/// authentik's `Prompt` (a field of prompt stages).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct PromptSerializer {
+    pub pk: Uuid,
+    pub name: String,
+    pub field_key: String,
+    pub label: String,
+    #[serde(rename = "type")]
+    pub prompt_type: String,
+    pub required: bool,
+    pub placeholder: String,
+    pub initial_value: String,
+    pub order: i64,
+    pub promptstage_set: Vec<Uuid>,
+    pub prompt_stages_obj: Vec<StageSerializer>,
+    pub sub_text: String,
+    pub placeholder_expression: bool,
+    pub initial_value_expression: bool,
+}
+
+/// Body of a prompt create/update.
+#[derive(Debug, Default, Deserialize, ToSchema)]
+pub struct PromptRequest {
+    pub name: Option<String>,
+    pub field_key: Option<String>,
+    pub label: Option<String>,
+    #[serde(rename = "type")]
+    pub prompt_type: Option<String>,
+    pub required: Option<bool>,
+    pub placeholder: Option<String>,
+    pub initial_value: Option<String>,
+    pub order: Option<i64>,
+    pub sub_text: Option<String>,
+    pub placeholder_expression: Option<bool>,
+    pub initial_value_expression: Option<bool>,
+}
+
+/// authentik's `Policy` (the common part of every policy type); the typed endpoints add the
+/// type's own settings at the top level.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct PolicySerializer {
+    pub pk: Uuid,
+    pub name: String,
+    pub execution_logging: bool,
+    pub component: String,
+    pub verbose_name: String,
+    pub verbose_name_plural: String,
+    pub meta_model_name: String,
+    pub bound_to: u64,
+    /// The policy type's own settings (typed endpoints only).
+    #[serde(flatten)]
+    #[schema(value_type = Object)]
+    pub config: serde_json::Map<String, Value>,
+}
+
+/// Body of a policy create/update: `name`, `execution_logging` and the type's settings.
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct PolicyRequest {
+    pub name: String,
+    pub execution_logging: Option<bool>,
+}
+
+/// authentik's `PolicyBinding`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct PolicyBindingSerializer {
+    pub pk: Uuid,
+    pub policy: Option<Uuid>,
+    pub group: Option<Uuid>,
+    pub user: Option<i32>,
+    pub policy_obj: Option<PolicySerializer>,
+    pub group_obj: Option<PartialGroup>,
+    pub user_obj: Option<PartialUser>,
+    pub target: Uuid,
+    pub negate: bool,
+    pub enabled: bool,
+    pub order: i32,
+    pub timeout: i32,
+    pub failure_result: bool,
+    pub expires: Option<String>,
+    pub expiring: bool,
+}
+
+#[derive(Debug, Default, Deserialize, ToSchema)]
+pub struct PolicyBindingRequest {
+    #[serde(default, deserialize_with = "nullable")]
+    pub policy: Option<Option<Uuid>>,
+    #[serde(default, deserialize_with = "nullable")]
+    pub group: Option<Option<Uuid>>,
+    #[serde(default, deserialize_with = "nullable")]
+    pub user: Option<Option<i32>>,
+    pub target: Option<Uuid>,
+    pub negate: Option<bool>,
+    pub enabled: Option<bool>,
+    pub order: Option<i32>,
+    pub timeout: Option<i32>,
+    pub failure_result: Option<bool>,
+}
+
+/// authentik's `PolicyTestRequest`.
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct PolicyTestRequest {
+    pub user: i32,
+    #[serde(default)]
+    pub context: Option<Value>,
+}
+
+/// authentik's `LogEvent`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct LogEvent {
+    pub timestamp: String,
+    pub log_level: String,
+    pub logger: String,
+    pub event: String,
+    pub attributes: Value,
+}
+
+/// authentik's `PolicyTestResult`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct PolicyTestResult {
+    pub passing: bool,
+    pub messages: Vec<String>,
+    pub log_messages: Vec<LogEvent>,
+}
+
+/// authentik's `TypeCreate`: a type the admin may create (`stages/all/types/`, ...).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct TypeCreate {
+    pub name: String,
+    pub description: String,
+    pub component: String,
+    pub model_name: String,
+    pub icon_url: Option<String>,
+    pub requires_enterprise: bool,
+    pub deprecated: bool,
+}
+
+crate::paginated!(PaginatedFlowList, FlowSerializer);
+crate::paginated!(PaginatedFlowStageBindingList, FlowStageBindingSerializer);
+crate::paginated!(PaginatedStageList, StageSerializer);
+crate::paginated!(PaginatedPromptList, PromptSerializer);
+crate::paginated!(PaginatedPolicyList, PolicySerializer);
+crate::paginated!(PaginatedPolicyBindingList, PolicyBindingSerializer);

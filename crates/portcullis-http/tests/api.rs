@@ -21,12 +21,18 @@ mod brands;
 mod certificates;
 #[path = "api/events.rs"]
 mod events;
+#[path = "api/flows.rs"]
+mod flows;
 #[path = "api/groups.rs"]
 mod groups;
 #[path = "api/hostile.rs"]
 mod hostile;
+#[path = "api/policies.rs"]
+mod policies;
 #[path = "api/shape.rs"]
 mod shape;
+#[path = "api/stages.rs"]
+mod stages;
 #[path = "api/tokens.rs"]
 mod tokens;
 #[path = "api/users.rs"]

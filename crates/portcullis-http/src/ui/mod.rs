@@ -225,16 +225,16 @@ fn render_challenge(
         format!("/if/flow/{slug}/?{query}")
     };
     let info = c.flow_info.as_ref();
-    let status = if c.component == challenge::ACCESS_DENIED || c.component == challenge::FLOW_ERROR
-    {
-        StatusCode::OK
-    } else {
-        StatusCode::OK
-    };
+    // Denials and errors are answers too: 200, as authentik's executor gives them.
+    let status = StatusCode::OK;
+    let mut cj = c.to_json();
+    if let Some(o) = cj.as_object_mut() {
+        o.entry("response_errors").or_insert_with(|| json!({}));
+    }
     let html = render(
         "flow.html",
         json!({
-            "c": c.to_json(),
+            "c": cj,
             "title": info.map(|i| i.title.as_str()).unwrap_or(""),
             "background": info.map(|i| i.background.as_str()).unwrap_or(""),
             "layout": info.map(|i| i.layout.as_str()).unwrap_or("stacked"),
@@ -339,4 +339,72 @@ async fn flow_post(
         }
     };
     Ok(with_cookie(r, &session, &parts))
+}
+
+#[cfg(test)]
+#[allow(clippy::panic, clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    /// Every template compiles and every component renders with its fields escaped.
+    #[test]
+    fn every_component_renders() {
+        let brand = Brand::fallback();
+        let components = [
+            Challenge::new("ak-stage-identification")
+                .with("user_fields", json!(["email", "username"]))
+                .with("primary_action", "Log in")
+                .with("password_fields", true)
+                .error("uid_field", "<b>bad</b>"),
+            Challenge::new("ak-stage-password")
+                .with("pending_user", "admin")
+                .error("password", "Invalid password"),
+            Challenge::new("ak-stage-prompt").with(
+                "fields",
+                json!([{"field_key": "username", "label": "Username", "type": "username", "required": true, "placeholder": "", "initial_value": "", "order": 0, "sub_text": ""},
+                       {"field_key": "agree", "label": "Agree", "type": "checkbox", "required": false, "placeholder": "", "initial_value": "", "order": 1, "sub_text": ""},
+                       {"field_key": "color", "label": "Color", "type": "dropdown", "required": true, "placeholder": "", "initial_value": "red", "order": 2, "sub_text": "", "choices": ["red", "blue"]}]),
+            ),
+            Challenge::new("ak-stage-consent")
+                .with("header_text", "You're about to sign into App.")
+                .with("permissions", json!([{"id": "openid", "name": "OpenID"}]))
+                .with("token", "t"),
+            Challenge::new("ak-stage-user-login"),
+            Challenge::new("ak-stage-dummy").with("title", "Dummy"),
+            Challenge::access_denied("Nope <script>"),
+            Challenge::flow_error("Broken", None),
+        ];
+        for c in components {
+            let r = render_challenge(&c, "f", "next=%2F", "csrf", &brand);
+            let r = r.unwrap_or_else(|e| panic!("{}: {e:?}", c.component));
+            assert_eq!(r.status(), StatusCode::OK, "{}", c.component);
+        }
+        let html = render(
+            "flow.html",
+            json!({"c": Challenge::new("ak-stage-identification").error("uid_field", "<b>x</b>").to_json(),
+                   "brand": brand_json(&brand), "csrf_token": "tok", "title": "T"}),
+        )
+        .unwrap_or_default();
+        assert!(
+            html.contains("&lt;b&gt;x") && !html.contains("<b>x"),
+            "{html}"
+        );
+        assert!(html.contains("name=\"csrf_token\" value=\"tok\""));
+        assert!(
+            render(
+                "user.html",
+                json!({"brand": brand_json(&brand), "user": {"username": "a"}})
+            )
+            .is_ok()
+        );
+    }
+
+    #[test]
+    fn forms_become_executor_responses() {
+        let r = form_to_response(b"csrf_token=x&component=ak-stage-password&password=a%2Bb+c&_bool=agree&remember_me=true");
+        assert_eq!(r.get("password"), Some(&json!("a+b c")));
+        assert_eq!(r.get("agree"), Some(&json!(false)));
+        assert_eq!(r.get("remember_me"), Some(&json!(true)));
+        assert!(r.get("csrf_token").is_none());
+    }
 }

@@ -1,0 +1,511 @@
+#!/usr/bin/env python3
+"""Login benchmark for bench/login (standard library only).
+
+  login.py --bin B --argon2-rate R --workdir W --pidfile P [--clients 64] [--duration 15]
+           [--warmup 2] [--users 128] [--raw-threads N] [--raw-seconds 5]
+
+Starts `portcullis serve` on loopback with a new data dir, creates --users users with
+passwords, makes sure `default-authentication-flow` exists (applies the shipped blueprint
+with `portcullis blueprint apply` if the server didn't create it), then runs --clients
+concurrent password logins through the JSON flow executor for --duration seconds (after
+--warmup seconds that are not counted). The raw argon2id rate is measured with the
+argon2_rate example (--argon2-rate, a binary) before the server starts and after it stops.
+Prints a table on stdout.
+
+One login = 5 requests on one keep-alive connection with its own cookie jar:
+  GET  executor (identification)  POST uid_field -> 302
+  GET  executor (password)        POST password  -> 302
+  GET  executor -> xak-flow-redirect (and the logged-in session cookie)
+A sample of logins (each client's first, then every 20th) is checked with
+GET /api/v3/core/users/me/ -> 200; those checks are not part of the login latency.
+
+The client is one asyncio thread with a minimal HTTP/1.1 client, to keep its CPU small:
+it shares the machine's cores with the server, and its CPU time is printed.
+"""
+
+import argparse
+import asyncio
+import json
+import os
+import random
+import signal
+import statistics
+import subprocess
+import sys
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import helper  # noqa: E402  (free_port, wait_ready)
+
+SLUG = "default-authentication-flow"
+EXEC = f"/api/v3/flows/executor/{SLUG}/?query="
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+BLUEPRINT = os.path.join(ROOT, "crates/portcullis-http/blueprints/default/"
+                               "flow-default-authentication-flow.yaml")
+STEPS = ("GET ident", "POST ident", "GET password", "POST password", "GET redirect")
+
+
+def log(msg):
+    print(f"bench: {msg}", file=sys.stderr, flush=True)
+
+
+# ------------------------------------------------------------------ minimal HTTP/1.1 client
+
+class Conn:
+    """One keep-alive connection with a cookie jar."""
+
+    def __init__(self, port):
+        self.port = port
+        self.reader = self.writer = None
+        self.cookies = {}
+
+    async def close(self):
+        if self.writer is not None:
+            self.writer.close()
+            try:
+                await self.writer.wait_closed()
+            except OSError:
+                pass
+        self.reader = self.writer = None
+
+    async def request(self, method, path, body=None, headers=None):
+        for attempt in (0, 1):
+            if self.writer is None:
+                self.reader, self.writer = await asyncio.open_connection("127.0.0.1", self.port)
+            lines = [f"{method} {path} HTTP/1.1", f"Host: 127.0.0.1:{self.port}",
+                     "Accept: application/json"]
+            if self.cookies:
+                lines.append("Cookie: " + "; ".join(f"{k}={v}" for k, v in self.cookies.items()))
+            data = b""
+            if body is not None:
+                data = json.dumps(body).encode()
+                lines.append("Content-Type: application/json")
+                lines.append(f"Content-Length: {len(data)}")
+            for k, v in (headers or {}).items():
+                lines.append(f"{k}: {v}")
+            self.writer.write(("\r\n".join(lines) + "\r\n\r\n").encode() + data)
+            try:
+                return await self._response()
+            except (asyncio.IncompleteReadError, ConnectionResetError):
+                # A keep-alive connection the server closed; retry once on a new one.
+                await self.close()
+                if attempt:
+                    raise
+
+    async def _response(self):
+        head = await self.reader.readuntil(b"\r\n\r\n")
+        lines = head.decode("latin-1").split("\r\n")
+        status = int(lines[0].split()[1])
+        length, chunked, close = 0, False, False
+        location = None
+        for line in lines[1:]:
+            if not line:
+                continue
+            k, _, v = line.partition(":")
+            k, v = k.strip().lower(), v.strip()
+            if k == "content-length":
+                length = int(v)
+            elif k == "transfer-encoding" and "chunked" in v.lower():
+                chunked = True
+            elif k == "connection" and v.lower() == "close":
+                close = True
+            elif k == "location":
+                location = v
+            elif k == "set-cookie":
+                first = v.split(";", 1)[0]
+                name, _, value = first.partition("=")
+                if "max-age=0" in v.lower() or not value:
+                    self.cookies.pop(name.strip(), None)
+                else:
+                    self.cookies[name.strip()] = value.strip()
+        if chunked:
+            parts = []
+            while True:
+                size = int((await self.reader.readuntil(b"\r\n")).split(b";")[0], 16)
+                if size == 0:
+                    await self.reader.readuntil(b"\r\n")
+                    break
+                parts.append(await self.reader.readexactly(size))
+                await self.reader.readexactly(2)
+            data = b"".join(parts)
+        else:
+            data = await self.reader.readexactly(length) if length else b""
+        if close:
+            await self.close()
+        return status, location, data
+
+
+def component(data):
+    try:
+        return json.loads(data).get("component")
+    except (ValueError, AttributeError):
+        return None
+
+
+class LoginError(Exception):
+    pass
+
+
+async def login(conn, username, password, steps):
+    """One login; appends each step's seconds to `steps`. Raises LoginError."""
+    conn.cookies.clear()
+
+    async def step(i, method, body, want_status, want_component=None):
+        t = time.perf_counter()
+        status, _, data = await conn.request(method, EXEC, body)
+        steps[i].append(time.perf_counter() - t)
+        if status != want_status:
+            raise LoginError(f"{STEPS[i]}: status {status}: {data[:200]!r}")
+        if want_component and component(data) != want_component:
+            raise LoginError(f"{STEPS[i]}: {data[:200]!r}")
+        return data
+
+    await step(0, "GET", None, 200, "ak-stage-identification")
+    await step(1, "POST", {"component": "ak-stage-identification", "uid_field": username}, 302)
+    await step(2, "GET", None, 200, "ak-stage-password")
+    await step(3, "POST", {"component": "ak-stage-password", "password": password}, 302)
+    data = await step(4, "GET", None, 200, "xak-flow-redirect")
+    if "authentik_session" not in conn.cookies:
+        raise LoginError(f"no session cookie after login: {data[:200]!r}")
+
+
+async def check_me(conn, username):
+    status, _, data = await conn.request("GET", "/api/v3/core/users/me/")
+    if status != 200:
+        return False
+    try:
+        return json.loads(data)["user"]["username"] == username
+    except (ValueError, KeyError, TypeError):
+        return False
+
+
+async def load(port, users, password, clients, warmup, duration):
+    t0 = time.perf_counter()
+    start, end = t0 + warmup, t0 + warmup + duration
+    latencies = []              # seconds, logins that started and ended inside the window
+    steps = [[] for _ in STEPS]  # per-request seconds, inside the window
+    counters = {"errors": 0, "me_ok": 0, "me_bad": 0, "warmup": 0, "late": 0}
+    errors = []
+
+    async def worker(idx):
+        conn = Conn(port)
+        n = 0
+        try:
+            while time.perf_counter() < end:
+                username = users[(idx + n * clients) % len(users)]
+                s = time.perf_counter()
+                local = [[] for _ in STEPS]
+                try:
+                    await login(conn, username, password, local)
+                except (LoginError, OSError, asyncio.IncompleteReadError, ValueError) as e:
+                    counters["errors"] += 1
+                    if len(errors) < 5:
+                        errors.append(f"{username}: {e}")
+                    await conn.close()
+                    n += 1
+                    continue
+                e_ = time.perf_counter()
+                if s >= start and e_ <= end:
+                    latencies.append(e_ - s)
+                    for i, v in enumerate(local):
+                        steps[i].extend(v)
+                elif e_ <= start:
+                    counters["warmup"] += 1
+                else:
+                    counters["late"] += 1
+                if n % 20 == 0:
+                    ok = await check_me(conn, username)
+                    counters["me_ok" if ok else "me_bad"] += 1
+                n += 1
+        finally:
+            await conn.close()
+
+    await asyncio.gather(*(worker(i) for i in range(clients)))
+    return latencies, steps, counters, errors
+
+
+# ------------------------------------------------------------------ server and measurements
+
+def proc_status(pid, key):
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith(key + ":"):
+                return int(line.split()[1])  # KiB
+    return 0
+
+
+def proc_cpu(pid):
+    """utime + stime of the process (all threads), seconds."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def raw_rate(binary, threads, seconds):
+    out = subprocess.run([binary, str(threads), str(seconds)], check=True,
+                         capture_output=True, text=True, timeout=seconds + 60).stdout.split()
+    return float(out[0]), float(out[4])
+
+
+class Server:
+    def __init__(self, args, data_dir, logfile):
+        self.args, self.data_dir, self.logfile = args, data_dir, logfile
+        self.proc = None
+        self.port = None
+
+    def env(self):
+        env = dict(os.environ)
+        env.pop("PORTCULLIS_DATABASE_URL", None)
+        env.update(
+            PORTCULLIS_DATA_DIR=self.data_dir,
+            PORTCULLIS_BOOTSTRAP_TOKEN=self.args.token,
+            PORTCULLIS_BOOTSTRAP_PASSWORD=self.args.admin_password,
+        )
+        for name in ("HTTP", "METRICS", "HTTPS", "LDAP", "LDAPS", "RADIUS"):
+            env[f"PORTCULLIS_LISTEN_{name}"] = f"127.0.0.1:{helper.free_port()}"
+        return env
+
+    def start(self):
+        env = self.env()
+        self.port = int(env["PORTCULLIS_LISTEN_HTTP"].rsplit(":", 1)[1])
+        self.proc = subprocess.Popen([self.args.bin, "serve"], env=env, stdout=self.logfile,
+                                     stderr=self.logfile, stdin=subprocess.DEVNULL)
+        with open(self.args.pidfile, "a") as f:
+            f.write(f"{self.proc.pid}\n")
+        helper.wait_ready(self.port, 30, self.proc)
+
+    def stop(self):
+        if self.proc is not None:
+            helper.stop(self.proc)
+            self.proc = None
+
+    def apply_blueprint(self, path):
+        subprocess.run([self.args.bin, "blueprint", "apply", path], env=self.env(), check=True,
+                       stdout=self.logfile, stderr=self.logfile, stdin=subprocess.DEVNULL,
+                       timeout=60)
+
+
+def api(port, token, method, path, body=None):
+    import http.client
+    c = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+    h = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
+    c.request(method, path, body=json.dumps(body) if body is not None else None, headers=h)
+    r = c.getresponse()
+    data = r.read()
+    c.close()
+    return r.status, data
+
+
+def flow_exists(port):
+    import http.client
+    c = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+    c.request("GET", EXEC)
+    r = c.getresponse()
+    data = r.read()
+    c.close()
+    return r.status == 200 and component(data) == "ak-stage-identification"
+
+
+def create_flow_api(port, token):
+    """The shipped blueprint's flow, stages and bindings, over the REST API."""
+    def post(path, body):
+        st, data = api(port, token, "POST", path, body)
+        if st != 201:
+            raise SystemExit(f"POST {path}: {st} {data[:300]!r}")
+        return json.loads(data)
+
+    flow = post("/api/v3/flows/instances/", {
+        "name": "Welcome to Portcullis!", "slug": SLUG, "title": "Welcome to Portcullis!",
+        "designation": "authentication", "authentication": "none"})
+    ident = post("/api/v3/stages/identification/", {
+        "name": "default-authentication-identification", "user_fields": ["email", "username"],
+        "case_insensitive_matching": True, "pretend_user_exists": True,
+        "show_matched_user": False})
+    pw = post("/api/v3/stages/password/", {
+        "name": "default-authentication-password",
+        "backends": ["authentik.core.auth.InbuiltBackend", "authentik.core.auth.TokenBackend"],
+        "failed_attempts_before_cancel": 5})
+    login_ = post("/api/v3/stages/user_login/", {
+        "name": "default-authentication-login", "session_duration": "seconds=0"})
+    for stage, order in ((ident, 10), (pw, 20), (login_, 100)):
+        post("/api/v3/flows/bindings/", {"target": flow["pk"], "stage": stage["pk"],
+                                         "order": order})
+
+
+def seed_users(port, token, count, password):
+    users = []
+    for i in range(count):
+        name = f"login-bench-{i}"
+        st, data = api(port, token, "POST", "/api/v3/core/users/",
+                       {"username": name, "name": f"Login bench {i}",
+                        "email": f"{name}@bench.invalid"})
+        if st != 201:
+            raise SystemExit(f"creating {name}: {st} {data[:200]!r}")
+        pk = json.loads(data)["pk"]
+        st, data = api(port, token, "POST", f"/api/v3/core/users/{pk}/set_password/",
+                       {"password": password})
+        if st != 204:
+            raise SystemExit(f"set_password {name}: {st} {data[:200]!r}")
+        users.append(name)
+    return users
+
+
+def pct(values, p):
+    if not values:
+        return float("nan")
+    v = sorted(values)
+    return v[min(len(v) - 1, max(0, int(round(p / 100 * len(v) + 0.5)) - 1))]
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--bin", required=True)
+    ap.add_argument("--argon2-rate", required=True)
+    ap.add_argument("--workdir", required=True)
+    ap.add_argument("--pidfile", required=True)
+    ap.add_argument("--logdir", required=True)
+    ap.add_argument("--clients", type=int, default=64)
+    ap.add_argument("--duration", type=float, default=15)
+    ap.add_argument("--warmup", type=float, default=2)
+    ap.add_argument("--users", type=int, default=128)
+    ap.add_argument("--raw-threads", type=int, default=os.cpu_count() or 1)
+    ap.add_argument("--raw-seconds", type=float, default=5)
+    args = ap.parse_args()
+    args.token = "login-bench-" + os.urandom(12).hex()
+    args.admin_password = "admin-" + os.urandom(8).hex()
+    password = "login-bench-pw-" + os.urandom(6).hex()
+
+    load_start = open("/proc/loadavg").read().split()[:3]
+    log(f"raw argon2id rate, {args.raw_threads} threads, {args.raw_seconds:g} s (before)")
+    raw_before, raw_ms_before = raw_rate(args.argon2_rate, args.raw_threads, args.raw_seconds)
+
+    data_dir = os.path.join(args.workdir, "login-data")
+    logfile = open(os.path.join(args.logdir, "server-login.log"), "w")
+    server = Server(args, data_dir, logfile)
+    flow_source = "built-in (created at start)"
+    try:
+        log("starting server (SQLite, new data dir)")
+        server.start()
+        if not flow_exists(server.port):
+            log(f"{SLUG} missing: applying {os.path.relpath(BLUEPRINT, ROOT)} and restarting")
+            flow_source = "applied by bench/login with `portcullis blueprint apply` (not built in)"
+            server.stop()
+            try:
+                server.apply_blueprint(BLUEPRINT)
+            except subprocess.CalledProcessError:
+                log("blueprint apply failed (see server-login.log); creating the flow over "
+                    "the REST API instead")
+                flow_source = ("created by bench/login over the REST API (not built in; "
+                               "`blueprint apply` failed)")
+            server.start()
+            if not flow_exists(server.port):
+                create_flow_api(server.port, args.token)
+            if not flow_exists(server.port):
+                raise SystemExit(f"{SLUG} still missing")
+        pid, port = server.proc.pid, server.port
+        log(f"creating {args.users} users with passwords")
+        users = seed_users(port, args.token, args.users, password)
+        hwm_before = proc_status(pid, "VmHWM")
+        rss_before = proc_status(pid, "VmRSS")
+
+        log(f"{args.clients} concurrent logins for {args.warmup:g} s warm-up + "
+            f"{args.duration:g} s")
+        rss_peak_sampled = [0]
+        stop_sampling = [False]
+
+        async def sampler():
+            while not stop_sampling[0]:
+                rss_peak_sampled[0] = max(rss_peak_sampled[0], proc_status(pid, "VmRSS"))
+                await asyncio.sleep(0.25)
+
+        async def everything():
+            st = asyncio.create_task(sampler())
+            marks = {}
+
+            async def mark():
+                await asyncio.sleep(args.warmup)
+                marks["c"], marks["s"], marks["w"] = (time.process_time(), proc_cpu(pid),
+                                                      time.perf_counter())
+                await asyncio.sleep(args.duration)
+                marks["c2"], marks["s2"], marks["w2"] = (time.process_time(), proc_cpu(pid),
+                                                         time.perf_counter())
+            mt = asyncio.create_task(mark())
+            res = await load(port, users, password, args.clients, args.warmup, args.duration)
+            await mt
+            stop_sampling[0] = True
+            await st
+            return res, marks
+
+        (latencies, steps, counters, errors), marks = asyncio.run(everything())
+        hwm_after = proc_status(pid, "VmHWM")
+        rss_after = proc_status(pid, "VmRSS")
+        alive = server.proc.poll() is None
+    finally:
+        server.stop()
+        logfile.close()
+
+    log(f"raw argon2id rate, {args.raw_threads} threads, {args.raw_seconds:g} s (after)")
+    raw_after, raw_ms_after = raw_rate(args.argon2_rate, args.raw_threads, args.raw_seconds)
+    raw = (raw_before + raw_after) / 2
+
+    win = marks["w2"] - marks["w"]
+    n = len(latencies)
+    rate = n / args.duration
+    server_cores = (marks["s2"] - marks["s"]) / win
+    client_cores = (marks["c2"] - marks["c"]) / win
+    with open(os.path.join(args.logdir, "server-login.log")) as f:
+        bad_lines = sum(1 for line in f
+                        if any(w in line.lower() for w in ("error", "warn", "panic", "locked")))
+    load_end = open("/proc/loadavg").read().split()[:3]
+
+    ms = lambda s: s * 1000  # noqa: E731
+    print(f"Password logins through the flow executor (SQLite, {args.clients} concurrent clients)")
+    print(f"  load avg   : {' '.join(load_start)} at start, {' '.join(load_end)} at end "
+          f"(other work on this machine skews every figure)")
+    print(f"  flow       : {SLUG}, {flow_source}")
+    print(f"  client     : bench/login.py, one asyncio thread, keep-alive, one connection and "
+          f"cookie jar per client; it shares the {os.cpu_count()} cores with the server")
+    print()
+    print("  raw argon2id verify (m=19456 KiB, t=2, p=1), in-process, "
+          f"{args.raw_threads} threads = server's password_hash_concurrency (default: CPUs)")
+    print(f"    before the server run : {raw_before:8.1f} /s  ({raw_ms_before:.1f} ms each)")
+    print(f"    after the server run  : {raw_after:8.1f} /s  ({raw_ms_after:.1f} ms each)")
+    print(f"    mean                  : {raw:8.1f} /s")
+    print()
+    verdict = "ok" if rate >= 0.85 * raw else "BELOW TARGET"
+    print(f"  logins/s through the executor : {rate:8.1f} /s  ({n} logins in "
+          f"{args.duration:g} s after {args.warmup:g} s warm-up)")
+    print(f"  ratio to raw argon2id         : {100 * rate / raw:7.1f} %   target >= 85 %   "
+          f"{verdict}")
+    print(f"  login latency (5 requests)    : p50 {ms(pct(latencies, 50)):.0f} ms, "
+          f"p99 {ms(pct(latencies, 99)):.0f} ms, max {ms(max(latencies, default=0)):.0f} ms")
+    print(f"  errors                        : {counters['errors']}"
+          + (f"  first: {errors}" if errors else ""))
+    print(f"  users/me/ check (sampled)     : {counters['me_ok']} ok, {counters['me_bad']} failed")
+    print(f"  server RSS                    : peak {hwm_after / 1024:.1f} MB (VmHWM at end); "
+          f"sampled peak during load {rss_peak_sampled[0] / 1024:.1f} MB; "
+          f"after seeding {rss_before / 1024:.1f} MB (VmHWM then {hwm_before / 1024:.1f}); "
+          f"at end {rss_after / 1024:.1f} MB")
+    print(f"  CPU during the window         : server {server_cores:.2f} cores, "
+          f"client {client_cores:.2f} cores (of {os.cpu_count()})")
+    if n:
+        per_login = server_cores * win / n
+        print(f"  server CPU per login          : {1000 * per_login:.1f} ms "
+              f"(argon2 alone: {raw_ms_before:.1f} ms)")
+    print()
+    print("  per request, client view (mean / p50 / p99 ms):")
+    for name, vals in zip(STEPS, steps):
+        if vals:
+            print(f"    {name:14s} {ms(statistics.mean(vals)):8.1f} {ms(pct(vals, 50)):8.1f} "
+                  f"{ms(pct(vals, 99)):8.1f}")
+    print()
+    print(f"  checks: server alive after load: {'yes' if alive else 'NO'}; "
+          f"log lines with error/warn/panic/locked: {bad_lines}; "
+          f"logins finished in warm-up {counters['warmup']}, after the window {counters['late']}")
+    if counters["errors"] or counters["me_bad"] or not alive:
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+    main()

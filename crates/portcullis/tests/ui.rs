@@ -1,0 +1,162 @@
+//! Browser test of the login page: starts the real `portcullis` binary, then runs
+//! `tests/ui/login.test.mjs` (headless Debian chromium through playwright-core) against it with
+//! node's test runner. `scripts/test` installs chromium and node, runs `npm ci` in tests/ui and sets
+//! `PORTCULLIS_TEST_NODE` / `PORTCULLIS_TEST_UI_DIR`. Screenshots land in
+//! `$PORTCULLIS_ARTIFACTS_DIR/ui/`.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+const BIN: &str = env!("CARGO_BIN_EXE_portcullis");
+const ADMIN: &str = "admin";
+const PASSWORD: &str = "correct horse battery staple";
+/// The whole node run; each browser step inside it is bounded at 10 s by the script itself.
+const NODE_DEADLINE: Duration = Duration::from_secs(180);
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// A running `portcullis serve`, killed on drop.
+struct Server {
+    child: Child,
+    url: String,
+    log: PathBuf,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Server {
+    fn start(dir: &Path) -> Server {
+        let http = free_port();
+        let log = dir.join("serve.log");
+        let child = Command::new(BIN)
+            .arg("serve")
+            .current_dir(dir)
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .env("PORTCULLIS_LISTEN_HTTP", format!("127.0.0.1:{http}"))
+            .env(
+                "PORTCULLIS_LISTEN_HTTPS",
+                format!("127.0.0.1:{}", free_port()),
+            )
+            .env(
+                "PORTCULLIS_LISTEN_METRICS",
+                format!("127.0.0.1:{}", free_port()),
+            )
+            .env("PORTCULLIS_BOOTSTRAP_PASSWORD", PASSWORD)
+            .env("PORTCULLIS_BOOTSTRAP_EMAIL", "admin@example.com")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log).unwrap())
+            .spawn()
+            .unwrap();
+        let server = Server {
+            child,
+            url: format!("http://127.0.0.1:{http}"),
+            log,
+        };
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while Instant::now() < deadline {
+            if let Ok(r) = reqwest::blocking::get(format!("{}/-/health/ready/", server.url))
+                && r.status() == 204
+            {
+                return server;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        panic!("server did not become ready; log:\n{}", server.log());
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+/// Last `n` lines of `s`.
+fn tail(s: &str, n: usize) -> String {
+    let skip = s.lines().count().saturating_sub(n);
+    s.lines().skip(skip).collect::<Vec<_>>().join("\n")
+}
+
+#[test]
+fn login_page_in_a_real_browser() {
+    let node = std::env::var("PORTCULLIS_TEST_NODE").expect(
+        "PORTCULLIS_TEST_NODE is not set: run the tests with scripts/test (it installs chromium and node and runs npm ci in tests/ui)",
+    );
+    let ui_dir = std::env::var_os("PORTCULLIS_TEST_UI_DIR").map_or_else(
+        || Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/ui"),
+        PathBuf::from,
+    );
+    assert!(
+        ui_dir.join("node_modules/playwright-core").is_dir(),
+        "{}/node_modules/playwright-core is missing: run the tests with scripts/test (it runs npm ci there)",
+        ui_dir.display()
+    );
+
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path());
+    let artifacts = std::env::var_os("PORTCULLIS_ARTIFACTS_DIR")
+        .map_or_else(|| dir.path().join("artifacts"), PathBuf::from);
+
+    // Output to files, not pipes: nothing to drain while we wait with a deadline.
+    let out_path = dir.path().join("node.out");
+    let out = std::fs::File::create(&out_path).unwrap();
+    let mut child = Command::new(&node)
+        .args(["--test", "--test-reporter=spec", "login.test.mjs"])
+        .current_dir(&ui_dir)
+        .env("PORTCULLIS_URL", &server.url)
+        .env("PORTCULLIS_ADMIN_USERNAME", ADMIN)
+        .env("PORTCULLIS_ADMIN_PASSWORD", PASSWORD)
+        .env("PORTCULLIS_ARTIFACTS_DIR", &artifacts)
+        .env("NO_COLOR", "1")
+        .stdin(Stdio::null())
+        .stdout(out.try_clone().unwrap())
+        .stderr(out)
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot run {node}: {e}"));
+    let deadline = Instant::now() + NODE_DEADLINE;
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break Some(status);
+        }
+        if Instant::now() >= deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            break None;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let output = std::fs::read_to_string(&out_path).unwrap_or_default();
+    let screenshots = artifacts.join("ui");
+    match status {
+        Some(s) if s.success() => {
+            assert!(
+                output.contains("pass "),
+                "no test summary from node:\n{output}"
+            );
+            println!("{output}\nscreenshots: {}", screenshots.display());
+        }
+        Some(s) => panic!(
+            "browser test failed ({s}); screenshots (FAILED-*.png at the failing step) in {}\n\
+             ---- node --test tests/ui/login.test.mjs\n{output}\n---- server log (tail)\n{}",
+            screenshots.display(),
+            tail(&server.log(), 40)
+        ),
+        None => panic!(
+            "browser test still running after {NODE_DEADLINE:?}, killed\n---- output so far\n{output}\n---- server log (tail)\n{}",
+            tail(&server.log(), 40)
+        ),
+    }
+}
