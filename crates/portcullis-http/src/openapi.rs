@@ -67,6 +67,7 @@ pub fn api_router() -> OpenApiRouter<Arc<AppState>> {
             applications::partial_update,
             applications::destroy
         ))
+        .routes(routes!(applications::check_access))
         .routes(routes!(tokens::list, tokens::create))
         .routes(routes!(
             tokens::retrieve,
@@ -189,6 +190,7 @@ mod tests {
             .collect();
         ids.sort();
         let expected = [
+            "core_applications_check_access_retrieve",
             "core_applications_create",
             "core_applications_destroy",
             "core_applications_list",

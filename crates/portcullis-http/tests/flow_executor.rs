@@ -712,7 +712,97 @@ async fn an_expression_over_budget_fails_with_the_binding_failure_result(b: Back
     assert_eq!(component(&r), "ak-stage-access-denied", "{:?}", r.body);
 }
 
+/// A group bound to an application decides who may access it (and a policy alongside, in the
+/// application's `any` mode, can open it to others).
+async fn a_group_binding_on_an_application_decides_access(b: Backend) {
+    let app = TestApp::spawn(b).await;
+    let actor = Actor::system();
+    let s = &app.state.store;
+    let application = s
+        .create_application(
+            portcullis_core::Application {
+                uuid: Uuid::nil(),
+                name: "Wiki".into(),
+                slug: "wiki".into(),
+                provider: None,
+                group: String::new(),
+                meta_launch_url: String::new(),
+                meta_description: String::new(),
+                meta_publisher: String::new(),
+                meta_icon: None,
+                policy_engine_mode: portcullis_core::PolicyEngineMode::Any,
+                open_in_new_tab: false,
+                meta_hide: false,
+            },
+            &actor,
+        )
+        .await
+        .unwrap();
+    let group = s
+        .create_group(
+            portcullis_core::NewGroup {
+                name: "wiki-users".into(),
+                is_superuser: false,
+                parent: None,
+                attributes: json!({}),
+                users: vec![],
+            },
+            &actor,
+        )
+        .await
+        .unwrap();
+    let alice = s
+        .create_user(NewUser::named("alice"), &actor)
+        .await
+        .unwrap();
+    let check = |pk: i32| {
+        let url = format!(
+            "{}/api/v3/core/applications/wiki/check_access/?for_user={pk}",
+            app.url
+        );
+        let token = app.admin_token.clone();
+        async move {
+            let r = reqwest::Client::new()
+                .get(url)
+                .bearer_auth(token)
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(r.status(), StatusCode::OK);
+            r.json::<Value>().await.unwrap()
+        }
+    };
+    // No bindings: everyone passes (authentik's empty result).
+    assert_eq!(check(alice.user.pk).await["passing"], true);
+    bind(&app, application.uuid, None, Some(group.group.uuid), false).await;
+    assert_eq!(check(alice.user.pk).await["passing"], false);
+    s.add_user_to_group(group.group.uuid, alice.user.pk, &actor)
+        .await
+        .unwrap();
+    assert_eq!(check(alice.user.pk).await["passing"], true);
+    // An expression bound beside it, in `any` mode, lets the admin in too.
+    assert_eq!(check(app.admin_pk).await["passing"], false);
+    let admins = expression(&app, "admins", "return request.user.is_superuser").await;
+    let mut pb = PolicyBinding::new(application.uuid, 10);
+    pb.policy = Some(admins.uuid);
+    s.create_policy_binding(pb, &actor).await.unwrap();
+    assert_eq!(check(app.admin_pk).await["passing"], true);
+    // A regular user may only check themselves.
+    let (_, token) = app.regular_user("bob").await;
+    let r = reqwest::Client::new()
+        .get(format!(
+            "{}/api/v3/core/applications/wiki/check_access/?for_user={}",
+            app.url, alice.user.pk
+        ))
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::FORBIDDEN);
+}
+
 both_backends!(
+    a_group_binding_on_an_application_decides_access,
     admin_logs_in_and_the_session_authenticates_the_api,
     wrong_passwords_cancel_the_flow_after_the_limit,
     known_and_unknown_usernames_are_indistinguishable,

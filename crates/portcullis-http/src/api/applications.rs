@@ -213,3 +213,65 @@ pub async fn destroy(
         .await?;
     Ok(StatusCode::NO_CONTENT)
 }
+
+/// Whether a user may access the application: its policy bindings (policies, groups, users) in
+/// the application's engine mode, as authentik's `check_access`. `for_user` (superusers only)
+/// checks another user; without it, the caller.
+#[utoipa::path(get, path = "/api/v3/core/applications/{slug}/check_access/", tag = "core",
+    operation_id = "core_applications_check_access_retrieve",
+    params(("slug" = String, Path), ("for_user" = Option<i32>, Query)),
+    responses((status = 200, body = crate::serializers::PolicyTestResult), (status = 400), (status = 403), (status = 404)))]
+pub async fn check_access(
+    State(state): State<Arc<AppState>>,
+    auth: Auth,
+    Path(slug): Path<String>,
+    q: QueryParams,
+) -> ApiResult<Json<crate::serializers::PolicyTestResult>> {
+    let app = state.store.find_application(&slug).await?;
+    let user = match q.get("for_user") {
+        None | Some("") => auth.user.clone(),
+        Some(v) => {
+            auth.require_superuser()?;
+            let pk: i32 = v.parse().map_err(|_| {
+                crate::error::ApiError::field("for_user", "A valid integer is required.")
+            })?;
+            match state.store.find_user(pk).await {
+                Ok(u) => u,
+                Err(portcullis_store::StoreError::NotFound) => {
+                    return Err(crate::error::ApiError::field(
+                        "for_user",
+                        format!("Invalid pk \"{pk}\" - object does not exist."),
+                    ));
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+    };
+    let req = portcullis_policy::PolicyRequest::new(portcullis_policy::PolicyUser::from_user(
+        &user.user,
+        &user.groups,
+    ));
+    let actor = portcullis_core::Actor {
+        user: Some(portcullis_core::EventUser {
+            pk: auth.user.user.pk,
+            email: auth.user.user.email.clone(),
+            username: auth.user.user.username.clone(),
+        }),
+        client_ip: auth.client_ip.clone(),
+        brand: None,
+    };
+    let result = portcullis_flow::policies::evaluate_target(
+        &state.flows.policies,
+        app.uuid,
+        app.policy_engine_mode,
+        &req,
+        &portcullis_policy::PolicyCache::new(),
+        &actor,
+    )
+    .await?;
+    Ok(Json(crate::serializers::PolicyTestResult {
+        passing: result.passing,
+        messages: result.messages,
+        log_messages: Vec::new(),
+    }))
+}

@@ -91,6 +91,32 @@ pub(crate) async fn export_flow(store: &Store, flow: &Flow) -> ApiResult<String>
             stages.push(stage);
         }
     }
+    // Stages the bound stages name (an identification stage's inline password stage) come
+    // first, so `!KeyOf` finds them.
+    let mut named = Vec::new();
+    for st in &stages {
+        let values = st.config.as_object().into_iter().flat_map(|m| m.values());
+        for v in values {
+            let candidates: Vec<&Value> = match v {
+                Value::Array(items) => items.iter().collect(),
+                other => vec![other],
+            };
+            for c in candidates {
+                if let Some(u) = c.as_str().and_then(|u| u.parse::<Uuid>().ok())
+                    && !ids.contains_key(&u)
+                    && let Ok(dep) = store.find_stage(u).await
+                {
+                    ids.insert(
+                        dep.uuid,
+                        format!("stage-{}", stages.len() + named.len() + 1),
+                    );
+                    named.push(dep);
+                }
+            }
+        }
+    }
+    named.append(&mut stages);
+    let stages = named;
     for (i, b) in bindings.iter().enumerate() {
         ids.insert(b.uuid, format!("binding-{}", i + 1));
     }
@@ -169,21 +195,6 @@ pub(crate) async fn export_flow(store: &Store, flow: &Flow) -> ApiResult<String>
             settings(&p.config, &ids)?,
         ));
     }
-    // Stages that name other exported stages come after them.
-    stages.sort_by_key(|st| {
-        st.config
-            .as_object()
-            .map(|m| {
-                m.values()
-                    .filter(|v| {
-                        v.as_str()
-                            .and_then(|u| u.parse::<Uuid>().ok())
-                            .is_some_and(|u| stages_contain(&bindings, u))
-                    })
-                    .count()
-            })
-            .unwrap_or(0)
-    });
     for st in &stages {
         entries.push(owned_entry(
             &super::stages::meta_model_name(&st.kind),
@@ -258,8 +269,4 @@ pub(crate) async fn export_flow(store: &Store, flow: &Flow) -> ApiResult<String>
         ("entries", Y::Sequence(entries)),
     ]);
     serde_norway::to_string(&doc).map_err(|e| ApiError::Internal(e.to_string()))
-}
-
-fn stages_contain(bindings: &[portcullis_core::FlowStageBinding], u: Uuid) -> bool {
-    bindings.iter().any(|b| b.stage == u)
 }
