@@ -30,7 +30,12 @@ pub(crate) fn stage_to_domain(m: stage::Model) -> Result<Stage, StoreError> {
 
 /// authentik's app label of a stage kind: `identificationstage` → `authentik_stages_identification`.
 pub fn stage_app_label(kind: &str) -> String {
-    let base = kind.strip_suffix("stage").unwrap_or(kind);
+    let base = match kind {
+        "userloginstage" => "user_login",
+        "userlogoutstage" => "user_logout",
+        "userwritestage" => "user_write",
+        other => other.strip_suffix("stage").unwrap_or(other),
+    };
     format!("authentik_stages_{base}")
 }
 

@@ -57,6 +57,38 @@ pub fn router() -> Router<Arc<AppState>> {
         )
         .route("/flows/-/default/invalidation/", get(default_invalidation))
         .route("/flows/-/cancel/", get(cancel))
+        .route(
+            "/static/dist/assets/icons/icon_left_brand.svg",
+            get(|| svg(LOGO)),
+        )
+        .route("/static/dist/assets/icons/icon.png", get(|| svg(ICON)))
+        .route("/static/dist/assets/icons/icon.svg", get(|| svg(ICON)))
+        .route(
+            "/static/dist/assets/images/flow_background.jpg",
+            get(|| svg(BACKGROUND)),
+        )
+        .route(
+            "/static/dist/assets/images/user_default.png",
+            get(|| svg(USER)),
+        )
+}
+
+// The default brand's assets, at authentik's paths (a brand may point elsewhere). SVG whatever
+// the extension: authentik's defaults name `.png`/`.jpg` files, and browsers go by the type.
+const LOGO: &str = include_str!("../../static/logo.svg");
+const ICON: &str = include_str!("../../static/icon.svg");
+const BACKGROUND: &str = include_str!("../../static/background.svg");
+const USER: &str = include_str!("../../static/user.svg");
+
+async fn svg(body: &'static str) -> Response {
+    (
+        [
+            (header::CONTENT_TYPE, "image/svg+xml"),
+            (header::CACHE_CONTROL, "public, max-age=86400"),
+        ],
+        body,
+    )
+        .into_response()
 }
 
 fn brand_json(b: &Brand) -> Value {
