@@ -594,7 +594,11 @@ async fn stages_crud_and_labels(b: Backend) {
     );
     assert_eq!(
         stage_app_label("userloginstage"),
-        "authentik_stages_userlogin"
+        "authentik_stages_user_login"
+    );
+    assert_eq!(
+        stage_app_label("userwritestage"),
+        "authentik_stages_user_write"
     );
 
     let ident = store
