@@ -245,7 +245,9 @@ impl<'a> Executor<'a> {
             &actor,
         )
         .await?;
-        if !result.passing {
+        if result.passing {
+            plan.context.extend(result.context_updates());
+        } else {
             return Ok(Err(match flow.denied_action {
                 portcullis_core::DeniedAction::Continue => {
                     Challenge::redirect(&self.final_redirect(&plan))
@@ -274,6 +276,7 @@ impl<'a> Executor<'a> {
                 if !r.passing {
                     continue;
                 }
+                plan.context.extend(r.context_updates());
             }
             plan.stages.push(PlannedStage {
                 binding: binding.uuid,
@@ -328,7 +331,7 @@ impl<'a> Executor<'a> {
                 }
                 Err(e) => return Err(e.into()),
             };
-            if current.re_evaluate_policies && !self.binding_passes(&plan, &current).await? {
+            if current.re_evaluate_policies && !self.binding_passes(&mut plan, &current).await? {
                 plan.advance();
                 continue;
             }
@@ -370,7 +373,7 @@ impl<'a> Executor<'a> {
 
     async fn binding_passes(
         &mut self,
-        plan: &FlowPlan,
+        plan: &mut FlowPlan,
         current: &PlannedStage,
     ) -> Result<bool, FlowError> {
         let pending = match plan.pending_user() {
@@ -388,6 +391,9 @@ impl<'a> Executor<'a> {
             &actor,
         )
         .await?;
+        if r.passing {
+            plan.context.extend(r.context_updates());
+        }
         Ok(r.passing)
     }
 

@@ -1181,6 +1181,10 @@ pub const BUILTINS: &[(&str, &str)] = &[
         include_str!("../blueprints/default/flow-default-invalidation-flow.yaml"),
     ),
     (
+        "builtin/default/flow-oobe.yaml",
+        include_str!("../blueprints/default/flow-oobe.yaml"),
+    ),
+    (
         "builtin/default/flow-password-change.yaml",
         include_str!("../blueprints/default/flow-password-change.yaml"),
     ),

@@ -801,7 +801,105 @@ async fn a_group_binding_on_an_application_decides_access(b: Backend) {
     assert_eq!(r.status(), StatusCode::FORBIDDEN);
 }
 
+/// Every built-in blueprint, applied as at server start.
+async fn apply_builtins(app: &TestApp) {
+    for (path, text) in portcullis_http::blueprints::BUILTINS {
+        let bp = portcullis_blueprint::parse(text, path).unwrap();
+        let options = portcullis_blueprint::ApplyOptions {
+            context: serde_json::Map::new(),
+            env: &|_| None,
+            blueprints_dir: None,
+        };
+        portcullis_http::blueprints::apply_blueprint(&app.state, &bp, &options)
+            .await
+            .unwrap_or_else(|e| panic!("{path}: {e}"));
+    }
+}
+
+/// Without a bootstrap password, initial-setup sets the admin's email and password once and
+/// logs the person in; afterwards it denies everyone.
+async fn initial_setup_sets_the_admin_password_once(b: Backend) {
+    let app = TestApp::spawn(b).await;
+    apply_builtins(&app).await;
+    let slug = "initial-setup";
+    let mut br = Browser::new(&app);
+    let r = br.get(slug).await;
+    assert_eq!(component(&r), "ak-stage-prompt", "{:?}", r.body);
+    let keys: Vec<&str> = r.body["fields"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["field_key"].as_str().unwrap())
+        .collect();
+    assert_eq!(keys, ["email", "password", "password_repeat"]);
+    // Mismatched passwords: an error, nothing written.
+    let r = br
+        .post(
+            slug,
+            json!({"component": "ak-stage-prompt", "email": "root@example.com",
+                           "password": PASSWORD, "password_repeat": "other"}),
+        )
+        .await;
+    assert_eq!(component(&r), "ak-stage-prompt", "{:?}", r.body);
+    assert!(r.body["response_errors"].is_object());
+    let r = br
+        .solve(
+            slug,
+            json!({"component": "ak-stage-prompt", "email": "root@example.com",
+                            "password": PASSWORD, "password_repeat": PASSWORD}),
+        )
+        .await;
+    assert_eq!(component(&r), "xak-flow-redirect", "{:?}", r.body);
+    let me = br
+        .api(reqwest::Method::GET, "/api/v3/core/users/me/", false)
+        .await;
+    assert_eq!(me.status, StatusCode::OK, "{:?}", me.body);
+    assert_eq!(me.body["user"]["username"], "admin");
+    assert_eq!(me.body["user"]["email"], "root@example.com");
+    // The password works in the login flow.
+    let mut other = Browser::new(&app);
+    let r = log_in(&mut other, "admin", PASSWORD).await;
+    assert_eq!(component(&r), "xak-flow-redirect", "{:?}", r.body);
+    // Once set up, the flow is closed.
+    let mut late = Browser::new(&app);
+    let r = late.get(slug).await;
+    assert_eq!(component(&r), "ak-stage-access-denied", "{:?}", r.body);
+    assert_eq!(r.body["error_message"], "Portcullis is already set up.");
+}
+
+/// Two people racing through setup: the second one's answer is refused, nothing is overwritten.
+async fn initial_setup_cannot_be_raced(b: Backend) {
+    let app = TestApp::spawn(b).await;
+    apply_builtins(&app).await;
+    let slug = "initial-setup";
+    let mut first = Browser::new(&app);
+    let mut second = Browser::new(&app);
+    assert_eq!(component(&first.get(slug).await), "ak-stage-prompt");
+    assert_eq!(component(&second.get(slug).await), "ak-stage-prompt");
+    let r = first
+        .solve(
+            slug,
+            json!({"component": "ak-stage-prompt", "email": "first@example.com",
+                            "password": PASSWORD, "password_repeat": PASSWORD}),
+        )
+        .await;
+    assert_eq!(component(&r), "xak-flow-redirect", "{:?}", r.body);
+    let r = second
+        .solve(slug, json!({"component": "ak-stage-prompt", "email": "second@example.com",
+                            "password": "another password 123", "password_repeat": "another password 123"}))
+        .await;
+    assert_eq!(component(&r), "ak-stage-access-denied", "{:?}", r.body);
+    let me = second
+        .api(reqwest::Method::GET, "/api/v3/core/users/me/", false)
+        .await;
+    assert_eq!(me.status, StatusCode::UNAUTHORIZED);
+    let admin = app.state.store.find_user(app.admin_pk).await.unwrap();
+    assert_eq!(admin.user.email, "first@example.com");
+}
+
 both_backends!(
+    initial_setup_sets_the_admin_password_once,
+    initial_setup_cannot_be_raced,
     a_group_binding_on_an_application_decides_access,
     admin_logs_in_and_the_session_authenticates_the_api,
     wrong_passwords_cancel_the_flow_after_the_limit,

@@ -129,6 +129,8 @@ pub struct BindingOutcome {
     pub log: Vec<String>,
     /// The policy's error, for the `policy_exception` event.
     pub error: Option<PolicyError>,
+    /// Context values the policy set (`ak_set_context`).
+    pub context: serde_json::Map<String, serde_json::Value>,
     /// Whether the outcome came from the per-request memo.
     pub cached: bool,
 }
@@ -143,6 +145,24 @@ pub struct EngineResult {
 }
 
 impl EngineResult {
+    /// The context values set by the policies that passed, in binding order (a later binding's
+    /// value wins), when the whole result passes; nothing otherwise.
+    pub fn context_updates(&self) -> serde_json::Map<String, serde_json::Value> {
+        let mut out = serde_json::Map::new();
+        if self.passing {
+            for o in self
+                .outcomes
+                .iter()
+                .filter(|o| o.passing && o.error.is_none())
+            {
+                for (k, v) in &o.context {
+                    out.insert(k.clone(), v.clone());
+                }
+            }
+        }
+        out
+    }
+
     /// The bindings whose policy failed to run (each deserves a `policy_exception` event).
     /// A memoised error is reported once, by the binding that ran it.
     pub fn errors(&self) -> impl Iterator<Item = (&BindingOutcome, &PolicyError)> {
@@ -232,6 +252,7 @@ impl PolicyEngine {
             messages: Vec::new(),
             log: Vec::new(),
             error: None,
+            context: serde_json::Map::new(),
             cached: false,
         };
         match &binding.target {
@@ -250,6 +271,7 @@ impl PolicyEngine {
                     Ok(r) => BindingOutcome {
                         messages: r.messages,
                         log: r.log,
+                        context: r.context,
                         cached,
                         ..outcome(r.passing)
                     },
@@ -260,6 +282,7 @@ impl PolicyEngine {
                         messages: vec![e.to_string()],
                         log: Vec::new(),
                         error: Some(e),
+                        context: serde_json::Map::new(),
                         cached,
                     },
                 }

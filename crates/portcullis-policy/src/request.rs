@@ -22,6 +22,8 @@ pub struct PolicyUser {
     pub email: String,
     pub is_active: bool,
     pub is_superuser: bool,
+    /// Whether the user has a usable password (Django's `has_usable_password()`).
+    pub has_usable_password: bool,
     /// False only for the anonymous user (nobody is logged in yet).
     pub is_authenticated: bool,
     pub attributes: Value,
@@ -43,6 +45,7 @@ impl PolicyUser {
             email: String::new(),
             is_active: false,
             is_superuser: false,
+            has_usable_password: false,
             is_authenticated: false,
             attributes: Value::Object(Map::new()),
             groups: Vec::new(),
@@ -60,6 +63,7 @@ impl PolicyUser {
             email: user.email.clone(),
             is_active: user.is_active,
             is_superuser: user.is_superuser,
+            has_usable_password: user.has_password,
             is_authenticated: true,
             attributes: user.attributes.clone(),
             groups: groups
@@ -130,6 +134,9 @@ pub struct PolicyResult {
     pub messages: Vec<String>,
     /// Log lines the policy wrote (`ak_logger`), for the admin's policy test view and the logs.
     pub log: Vec<String>,
+    /// Values the policy asks the flow to put into its plan's context (`ak_set_context`), e.g.
+    /// `pending_user` for the initial-setup flow. Applied only when the policy passes.
+    pub context: Map<String, Value>,
 }
 
 impl PolicyResult {
@@ -138,6 +145,7 @@ impl PolicyResult {
             passing,
             messages: Vec::new(),
             log: Vec::new(),
+            context: Map::new(),
         }
     }
 
@@ -146,6 +154,7 @@ impl PolicyResult {
             passing,
             messages: vec![message.into()],
             log: Vec::new(),
+            context: Map::new(),
         }
     }
 }

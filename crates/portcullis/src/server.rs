@@ -118,6 +118,17 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         startup_ms = started.elapsed().as_millis() as u64,
         "Portcullis is ready"
     );
+    if let Ok(admin) = state
+        .store
+        .find_user_by_username(portcullis_core::ADMIN_USERNAME)
+        .await
+        && !admin.user.has_password
+    {
+        tracing::warn!(
+            "the administrator has no password: open /if/flow/initial-setup/ to set it \
+             (or start with PORTCULLIS_BOOTSTRAP_PASSWORD)"
+        );
+    }
     let http_task = tokio::spawn(portcullis_http::serve(
         http,
         state.clone(),

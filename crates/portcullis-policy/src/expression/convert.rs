@@ -65,6 +65,10 @@ pub(super) fn user<'v>(heap: Heap<'v>, user: &PolicyUser) -> Value<'v> {
         ("email", heap.alloc_str(&user.email).to_value()),
         ("is_active", Value::new_bool(user.is_active)),
         ("is_superuser", Value::new_bool(user.is_superuser)),
+        (
+            "has_usable_password",
+            Value::new_bool(user.has_usable_password),
+        ),
         ("is_authenticated", Value::new_bool(user.is_authenticated)),
         ("is_anonymous", Value::new_bool(!user.is_authenticated)),
         ("attributes", json(heap, &user.attributes)),

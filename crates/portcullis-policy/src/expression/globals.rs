@@ -205,6 +205,35 @@ pub(super) fn helpers(builder: &mut GlobalsBuilder) {
         Ok(NoneType)
     }
 
+    /// Puts `value` (anything JSON can hold) into the running flow's context under `key` when the
+    /// policy passes: Portcullis' counterpart of authentik's
+    /// `context["flow_plan"].context[key] = value`, which Starlark's frozen context cannot do.
+    fn ak_set_context<'v>(
+        #[starlark(require = pos)] key: &str,
+        #[starlark(require = pos)] value: Value<'v>,
+    ) -> starlark::Result<NoneType> {
+        const MAX_KEYS: usize = 32;
+        const MAX_VALUE_BYTES: usize = 64 * 1024;
+        if key.is_empty() || key.len() > 128 {
+            return Err(invalid("ak_set_context: the key must be 1 to 128 bytes"));
+        }
+        let text = value
+            .to_json()
+            .map_err(|e| invalid(format!("ak_set_context: {e}")))?;
+        if text.len() > MAX_VALUE_BYTES {
+            return Err(invalid("ak_set_context: the value is too large"));
+        }
+        let json: serde_json::Value =
+            serde_json::from_str(&text).map_err(|e| invalid(format!("ak_set_context: {e}")))?;
+        let st = state()?;
+        let mut ctx = st.context.borrow_mut();
+        if ctx.len() >= MAX_KEYS && !ctx.contains_key(key) {
+            return Err(invalid("ak_set_context: too many keys"));
+        }
+        ctx.insert(key.to_owned(), json);
+        Ok(NoneType)
+    }
+
     /// authentik's `ak_is_group_member(user, **group_filters)`.
     fn ak_is_group_member<'v>(
         #[starlark(require = pos)] user: Value<'v>,

@@ -31,6 +31,8 @@ pub(super) const CHECKED_MUL: &str = "__portcullis_mul";
 pub(super) struct EvalState {
     pub messages: RefCell<Vec<String>>,
     pub log: RefCell<Vec<String>>,
+    /// `ak_set_context` values.
+    pub context: RefCell<serde_json::Map<String, serde_json::Value>>,
     /// Users this run knows the groups of (request.user, pending_user, ak_user_by results).
     pub users: RefCell<Vec<PolicyUser>>,
     pub directory: Arc<dyn UserDirectory>,
@@ -187,6 +189,7 @@ pub(super) fn evaluate(
     let state = Rc::new(EvalState {
         messages: RefCell::new(Vec::new()),
         log: RefCell::new(Vec::new()),
+        context: RefCell::new(serde_json::Map::new()),
         users: RefCell::new(known_users),
         directory,
         limits,
@@ -232,6 +235,7 @@ pub(super) fn evaluate(
         passing,
         messages: state.messages.take(),
         log: state.log.take(),
+        context: state.context.take(),
     })
 }
 

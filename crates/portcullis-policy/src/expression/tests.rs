@@ -24,6 +24,7 @@ fn user(pk: i32, username: &str, groups: &[&str]) -> PolicyUser {
         email: format!("{username}@example.org"),
         is_active: true,
         is_superuser: false,
+        has_usable_password: true,
         is_authenticated: true,
         attributes: json!({ "department": "ops", "tags": ["a", "b"] }),
         groups: groups
@@ -504,4 +505,22 @@ fn measured_tick_throughput() {
         "default tick budget (100k) ran out after {:?}",
         start.elapsed()
     );
+}
+
+#[test]
+fn set_context_hands_values_to_the_flow() {
+    let r = run("ak_set_context(\"pending_user\", request.user.pk)\nak_set_context(\"x\", {\"a\": [1, \"b\"]})\nreturn True").unwrap();
+    assert!(r.passing);
+    assert_eq!(
+        r.context.get("pending_user"),
+        Some(&serde_json::json!(request().user.pk))
+    );
+    assert_eq!(
+        r.context.get("x"),
+        Some(&serde_json::json!({"a": [1, "b"]}))
+    );
+    // Bounded: empty keys and oversized values are errors, not silent truncation.
+    assert!(run("ak_set_context(\"\", 1)\nreturn True").is_err());
+    assert!(run("ak_set_context(\"k\", \"x\" * 70000)\nreturn True").is_err());
+    assert!(passes("return request.user.has_usable_password"));
 }
