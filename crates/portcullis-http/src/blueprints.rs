@@ -1185,6 +1185,10 @@ pub const BUILTINS: &[(&str, &str)] = &[
         include_str!("../blueprints/default/flow-oobe.yaml"),
     ),
     (
+        "builtin/default/flow-default-user-settings-flow.yaml",
+        include_str!("../blueprints/default/flow-default-user-settings-flow.yaml"),
+    ),
+    (
         "builtin/default/flow-password-change.yaml",
         include_str!("../blueprints/default/flow-password-change.yaml"),
     ),

@@ -897,7 +897,56 @@ async fn initial_setup_cannot_be_raced(b: Backend) {
     assert_eq!(admin.user.email, "first@example.com");
 }
 
+/// The user settings flow shows the user's own values (prompt expressions) and writes changes.
+async fn user_settings_show_and_change_the_users_own_values(b: Backend) {
+    let app = TestApp::spawn(b).await;
+    apply_builtins(&app).await;
+    let hash = app.state.hasher.hash(PASSWORD.into()).await.unwrap();
+    let actor = Actor::system();
+    app.state
+        .store
+        .set_password(app.admin_pk, Some(hash), &actor)
+        .await
+        .unwrap();
+    let mut br = Browser::new(&app);
+    // Not logged in: sent to the login flow.
+    let r = br.get("default-user-settings-flow").await;
+    assert_eq!(component(&r), "xak-flow-redirect", "{:?}", r.body);
+    assert!(
+        r.body["to"]
+            .as_str()
+            .unwrap()
+            .starts_with("/if/flow/default-authentication-flow/")
+    );
+    log_in(&mut br, "admin", PASSWORD).await;
+    let r = br.get("default-user-settings-flow").await;
+    assert_eq!(component(&r), "ak-stage-prompt", "{:?}", r.body);
+    let value = |key: &str| {
+        r.body["fields"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|f| f["field_key"] == key)
+            .unwrap()["initial_value"]
+            .clone()
+    };
+    assert_eq!(value("username"), "admin");
+    let r = br
+        .solve(
+            "default-user-settings-flow",
+            json!({"component": "ak-stage-prompt", "username": "admin", "name": "Ada Admin",
+                   "email": "ada@example.com", "attributes.settings.locale": "en"}),
+        )
+        .await;
+    assert_eq!(component(&r), "xak-flow-redirect", "{:?}", r.body);
+    let admin = app.state.store.find_user(app.admin_pk).await.unwrap();
+    assert_eq!(admin.user.name, "Ada Admin");
+    assert_eq!(admin.user.email, "ada@example.com");
+    assert_eq!(admin.user.attributes["settings"]["locale"], "en");
+}
+
 both_backends!(
+    user_settings_show_and_change_the_users_own_values,
     initial_setup_sets_the_admin_password_once,
     initial_setup_cannot_be_raced,
     a_group_binding_on_an_application_decides_access,

@@ -52,7 +52,7 @@ pub async fn open(config: &Config) -> anyhow::Result<Opened> {
 /// How long requests in flight may take to finish once shutdown starts.
 pub const SHUTDOWN_GRACE: std::time::Duration = std::time::Duration::from_secs(25);
 
-/// Deletes events past their retention, now and then every hour.
+/// Deletes events past their retention and expired sessions, now and then every hour.
 async fn expire_events(store: portcullis_store::Store) {
     let mut tick = tokio::time::interval(std::time::Duration::from_secs(3600));
     loop {
@@ -61,6 +61,11 @@ async fn expire_events(store: portcullis_store::Store) {
             Ok(0) => {}
             Ok(n) => tracing::info!(deleted = n, "expired events deleted"),
             Err(e) => tracing::warn!(error = %e, "could not delete expired events"),
+        }
+        match store.delete_expired_sessions().await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(deleted = n, "expired sessions deleted"),
+            Err(e) => tracing::warn!(error = %e, "could not delete expired sessions"),
         }
     }
 }

@@ -65,10 +65,57 @@ fn prompt_data(cx: &StageCx<'_>) -> Map<String, Value> {
         .unwrap_or_default()
 }
 
+/// Runs the fields' `placeholder`/`initial_value` expressions (on the blocking pool, within the
+/// expression limits) with `user` (the pending user, else the logged-in one), `request` and the
+/// flow's `context`; keyed by source. An expression that fails gives no value (and is logged).
+async fn expression_values(
+    cx: &StageCx<'_>,
+    prompts: &[portcullis_core::Prompt],
+) -> Result<std::collections::HashMap<String, Value>, FlowError> {
+    let mut sources: Vec<String> = Vec::new();
+    for p in prompts {
+        let Ok(config) = super::parse_config::<PromptConfig>(&p.config) else {
+            continue;
+        };
+        if config.placeholder_expression {
+            sources.push(config.placeholder.clone());
+        }
+        if config.initial_value_expression {
+            sources.push(config.initial_value.clone());
+        }
+    }
+    if sources.is_empty() {
+        return Ok(Default::default());
+    }
+    let req = cx.policy_request().await?;
+    let limits = cx.svc.policies.limits;
+    let name = cx.stage.name.clone();
+    tokio::task::spawn_blocking(move || {
+        sources
+            .into_iter()
+            .filter_map(|src| {
+                let policy = portcullis_policy::ExpressionPolicy::new(name.clone(), src.clone())
+                    .with_limits(limits);
+                match policy.evaluate_value(&req) {
+                    Ok(v) => Some((src, v)),
+                    Err(e) => {
+                        tracing::warn!(stage = %name, error = %e, "prompt expression failed");
+                        None
+                    }
+                }
+            })
+            .collect()
+    })
+    .await
+    .map_err(|e| FlowError::Internal(format!("prompt expressions: {e}")))
+}
+
 /// The stage's fields, resolved for this request, sorted by `order` (then as configured).
 async fn load_fields(cx: &StageCx<'_>, c: &Config) -> Result<Vec<ResolvedField>, FlowError> {
     let stored = cx.svc.store.find_prompts(&c.fields).await?;
     let data = prompt_data(cx);
+    let values = expression_values(cx, &stored).await?;
+    let lookup = |source: &str| values.get(source).cloned();
     let mut out: Vec<(usize, ResolvedField)> = Vec::with_capacity(stored.len());
     for p in stored {
         let position = c
@@ -84,7 +131,7 @@ async fn load_fields(cx: &StageCx<'_>, c: &Config) -> Result<Vec<ResolvedField>,
                 p.name, config.field_type
             ))
         })?;
-        out.push((position, resolve(&config, kind, &data)));
+        out.push((position, resolve(&config, kind, &data, &lookup)));
     }
     out.sort_by_key(|(position, f)| (f.config.order, *position));
     Ok(out.into_iter().map(|(_, f)| f).collect())

@@ -121,6 +121,9 @@ pub(super) fn bind_request(module: &Module<'_>, req: &PolicyRequest) {
         Json::Null => false,
         _ => true,
     });
+    // authentik's prompt expressions read `user`: the pending user, else the request's user.
+    let prompt_user = req.pending_user.as_ref().unwrap_or(&req.user);
+    module.set("user", user(heap, prompt_user));
     module.set("request", request);
     module.set("context", context);
     module.set("http_request", http);

@@ -121,6 +121,12 @@ impl ExpressionPolicy {
     pub fn evaluate(&self, req: &PolicyRequest) -> Result<PolicyResult, PolicyError> {
         run::evaluate(self, req, Arc::clone(&self.users))
     }
+
+    /// Runs the expression for the value it returns (as JSON), within the same limits: what
+    /// prompt fields' `initial_value`/`placeholder` expressions need. `None` is JSON `null`.
+    pub fn evaluate_value(&self, req: &PolicyRequest) -> Result<serde_json::Value, PolicyError> {
+        run::evaluate_value(self, req, Arc::clone(&self.users))
+    }
 }
 
 #[async_trait]

@@ -180,6 +180,25 @@ pub(super) fn evaluate(
     req: &PolicyRequest,
     directory: Arc<dyn UserDirectory>,
 ) -> Result<PolicyResult, PolicyError> {
+    run_expression(policy, req, directory, false).map(|(r, _)| r)
+}
+
+/// Runs the expression for the value it returns, as JSON (prompt fields' `initial_value` and
+/// `placeholder` expressions). A value JSON cannot hold is an error.
+pub(super) fn evaluate_value(
+    policy: &ExpressionPolicy,
+    req: &PolicyRequest,
+    directory: Arc<dyn UserDirectory>,
+) -> Result<serde_json::Value, PolicyError> {
+    run_expression(policy, req, directory, true).map(|(_, v)| v)
+}
+
+fn run_expression(
+    policy: &ExpressionPolicy,
+    req: &PolicyRequest,
+    directory: Arc<dyn UserDirectory>,
+    want_value: bool,
+) -> Result<(PolicyResult, serde_json::Value), PolicyError> {
     let limits = policy.limits;
     let ast = compile(&policy.name, &policy.expression, &limits)?;
     let mut known_users = vec![req.user.clone()];
@@ -226,17 +245,34 @@ pub(super) fn evaluate(
             eval.eval_function(entry, &[], &[])
         });
         match run {
-            Ok(value) => Ok(value.to_bool()),
+            Ok(value) if want_value => {
+                let json = value
+                    .to_json()
+                    .ok()
+                    .and_then(|t| serde_json::from_str(&t).ok())
+                    .ok_or_else(|| PolicyError::Runtime {
+                        line: None,
+                        message: format!(
+                            "the expression returned a {}, not a JSON value",
+                            value.get_type()
+                        ),
+                    })?;
+                Ok((value.to_bool(), json))
+            }
+            Ok(value) => Ok((value.to_bool(), serde_json::Value::Null)),
             Err(e) => Err(map_error(&e, &eval, &state)),
         }
     });
-    let passing = outcome?;
-    Ok(PolicyResult {
-        passing,
-        messages: state.messages.take(),
-        log: state.log.take(),
-        context: state.context.take(),
-    })
+    let (passing, value) = outcome?;
+    Ok((
+        PolicyResult {
+            passing,
+            messages: state.messages.take(),
+            log: state.log.take(),
+            context: state.context.take(),
+        },
+        value,
+    ))
 }
 
 /// Checks the heap and the deadline before every statement. Starlark itself checks them only

@@ -524,3 +524,32 @@ fn set_context_hands_values_to_the_flow() {
     assert!(run("ak_set_context(\"k\", \"x\" * 70000)\nreturn True").is_err());
     assert!(passes("return request.user.has_usable_password"));
 }
+
+#[test]
+fn expressions_can_return_values_for_prompts() {
+    // `user` is the pending user when there is one (as in authentik's prompt expressions)...
+    let req = request();
+    let pending = req.pending_user.clone().unwrap();
+    let v = policy("return user.username").evaluate_value(&req).unwrap();
+    assert_eq!(v, serde_json::json!(pending.username));
+    // ...else the request's user.
+    let mut req = request();
+    req.pending_user = None;
+    let v = policy("return user.username").evaluate_value(&req).unwrap();
+    assert_eq!(v, serde_json::json!(req.user.username));
+    let v = policy("return [\"red\", \"green\"]")
+        .evaluate_value(&request())
+        .unwrap();
+    assert_eq!(v, serde_json::json!(["red", "green"]));
+    assert_eq!(
+        policy("pass").evaluate_value(&request()).unwrap(),
+        serde_json::Value::Null
+    );
+    // A function is no JSON value; a runaway loop still stops at its budget.
+    assert!(policy("return len").evaluate_value(&request()).is_err());
+    assert!(
+        policy("for i in range(100000000):\n    pass\nreturn 1")
+            .evaluate_value(&request())
+            .is_err()
+    );
+}

@@ -10,10 +10,9 @@
 //!                                            Err(message)    a field error
 //! ```
 //!
-//! Expressions (`placeholder_expression`, `initial_value_expression`) are not run: authentik runs
-//! them as Python with the user and the request in scope, and Portcullis' Starlark runner only
-//! answers yes or no. An expression of the form `return <JSON literal>` (`return ["a", "b"]`,
-//! `return "x"`) gives that literal; any other expression gives nothing (an empty value, no
+//! Expressions (`placeholder_expression`, `initial_value_expression`) are run by the prompt stage
+//! (Starlark, with `user`, `request` and `context` in scope, within the expression limits) and
+//! their values handed to [`resolve`]; a failed expression gives nothing (an empty value, no
 //! choices), never its source text.
 
 use chrono::{DateTime, NaiveDate, NaiveDateTime};
@@ -202,15 +201,6 @@ fn is_valid_field_key(key: &str) -> bool {
         })
 }
 
-/// The value of an expression of the form `return <JSON literal>`, else `None`.
-fn literal_expression(source: &str) -> Option<Value> {
-    let rest = source.trim().strip_prefix("return")?;
-    if !rest.starts_with(char::is_whitespace) {
-        return None;
-    }
-    serde_json::from_str(rest.trim()).ok()
-}
-
 fn value_text(v: &Value) -> String {
     match v {
         Value::String(s) => s.clone(),
@@ -231,13 +221,15 @@ pub struct ResolvedField {
 }
 
 /// Resolves `config` against the `prompt_data` gathered so far.
+/// `expression` gives the value of an expression source (already run by the caller), if any.
 pub fn resolve(
     config: &PromptConfig,
     kind: FieldType,
     prompt_data: &Map<String, Value>,
+    expression: &dyn Fn(&str) -> Option<Value>,
 ) -> ResolvedField {
     let placeholder = if config.placeholder_expression {
-        literal_expression(&config.placeholder)
+        expression(&config.placeholder)
             .map(|v| value_text(&v))
             .unwrap_or_default()
     } else {
@@ -250,7 +242,7 @@ pub fn resolve(
         let raw = match earlier {
             Some(v) => v.clone(),
             None if config.placeholder_expression => {
-                literal_expression(&config.placeholder).unwrap_or(Value::Null)
+                expression(&config.placeholder).unwrap_or(Value::Null)
             }
             None => Value::String(config.placeholder.clone()),
         };
@@ -271,7 +263,7 @@ pub fn resolve(
     });
     let mut initial_value = match earlier {
         Some(v) => value_text(v),
-        None if config.initial_value_expression => literal_expression(&config.initial_value)
+        None if config.initial_value_expression => expression(&config.initial_value)
             .map(|v| value_text(&v))
             .unwrap_or_default(),
         None => config.initial_value.clone(),
@@ -523,7 +515,7 @@ mod tests {
             "placeholder": "", "initial_value": "init",
         }))
         .unwrap();
-        resolve(&c, c.kind().unwrap(), &Map::new())
+        resolve(&c, c.kind().unwrap(), &Map::new(), &|_| None)
     }
 
     #[test]
@@ -553,21 +545,21 @@ mod tests {
     }
 
     #[test]
-    fn literal_expressions_only() {
-        assert_eq!(
-            literal_expression("return [\"a\", \"b\"]"),
-            Some(json!(["a", "b"]))
-        );
-        assert_eq!(literal_expression("  return \"x\"\n"), Some(json!("x")));
-        assert_eq!(literal_expression("return user.username"), None);
-        assert_eq!(literal_expression("returnx"), None);
+    fn expression_values_come_from_the_caller() {
         let c: PromptConfig = serde_json::from_value(json!({
             "field_key": "f", "label": "F", "type": "text",
             "initial_value": "return request.user.name", "initial_value_expression": true,
         }))
         .unwrap();
-        // Never the expression's source.
-        assert_eq!(resolve(&c, FieldType::Text, &Map::new()).initial_value, "");
+        // Never the expression's source: its value, or nothing when it gave none.
+        assert_eq!(
+            resolve(&c, FieldType::Text, &Map::new(), &|_| None).initial_value,
+            ""
+        );
+        let r = resolve(&c, FieldType::Text, &Map::new(), &|src| {
+            (src == "return request.user.name").then(|| json!("Ada"))
+        });
+        assert_eq!(r.initial_value, "Ada");
     }
 
     #[test]
@@ -578,7 +570,9 @@ mod tests {
             "initial_value": "green",
         }))
         .unwrap();
-        let r = resolve(&c, FieldType::Dropdown, &Map::new());
+        let r = resolve(&c, FieldType::Dropdown, &Map::new(), &|_| {
+            Some(json!(["red", "green"]))
+        });
         assert_eq!(r.choices, Some(vec!["red".to_owned(), "green".to_owned()]));
         assert_eq!(r.initial_value, "green");
         assert_eq!(r.clean(Some(&json!("red"))), Ok(Some(json!("red"))));
@@ -588,7 +582,7 @@ mod tests {
             "field_key": "f", "label": "F", "type": "radio-button-group", "placeholder": "only",
         }))
         .unwrap();
-        let r = resolve(&single, FieldType::RadioButtonGroup, &Map::new());
+        let r = resolve(&single, FieldType::RadioButtonGroup, &Map::new(), &|_| None);
         assert_eq!(r.choices, Some(vec!["only".to_owned()]));
         assert_eq!(r.initial_value, "only");
     }
@@ -718,7 +712,7 @@ mod tests {
             }))
             .unwrap();
             assert_eq!(
-                resolve(&c, c.kind().unwrap(), &data).initial_value,
+                resolve(&c, c.kind().unwrap(), &data, &|_| None).initial_value,
                 expected
             );
         }
