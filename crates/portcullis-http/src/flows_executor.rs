@@ -98,7 +98,32 @@ fn with_cookie(mut response: Response, session: &SessionState, parts: &Parts) ->
     response
 }
 
-async fn executor_get(
+/// A challenge of a flow (authentik's `ChallengeTypes`): `component` names its shape
+/// (`ak-stage-identification`, `ak-stage-password`, `xak-flow-redirect`, ...); the other fields
+/// depend on it.
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code)]
+pub struct ChallengeTypes {
+    pub component: String,
+    /// `{title, background, cancel_url, layout}`.
+    pub flow_info: Option<std::collections::BTreeMap<String, String>>,
+    /// Field name → `[{string, code}]`.
+    pub response_errors:
+        Option<std::collections::BTreeMap<String, Vec<std::collections::BTreeMap<String, String>>>>,
+}
+
+/// A response to a challenge (authentik's `FlowChallengeResponseRequest`): `component` and the
+/// component's fields.
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code)]
+pub struct FlowChallengeResponseRequest {
+    pub component: String,
+}
+
+#[utoipa::path(get, path = "/api/v3/flows/executor/{flow_slug}/", tag = "flows", operation_id = "flows_executor_get",
+    params(("flow_slug" = String, Path), ("query" = String, Query, description = "The query of the page that runs the flow")),
+    responses((status = 200, body = ChallengeTypes), (status = 404)))]
+pub async fn executor_get(
     State(state): State<Arc<AppState>>,
     Path(slug): Path<String>,
     req: axum::extract::Request,
@@ -116,7 +141,12 @@ async fn executor_get(
     ))
 }
 
-async fn executor_post(
+#[utoipa::path(post, path = "/api/v3/flows/executor/{flow_slug}/", tag = "flows", operation_id = "flows_executor_solve",
+    params(("flow_slug" = String, Path), ("query" = String, Query, description = "The query of the page that runs the flow")),
+    request_body = FlowChallengeResponseRequest,
+    responses((status = 200, body = ChallengeTypes), (status = 302, description = "Accepted: fetch the next challenge"),
+        (status = 400), (status = 404), (status = 413), (status = 415)))]
+pub async fn executor_post(
     State(state): State<Arc<AppState>>,
     Path(slug): Path<String>,
     req: axum::extract::Request,

@@ -22,6 +22,7 @@ use crate::extract::QueryParams;
 #[derive(OpenApi)]
 #[openapi(
     info(title = "Portcullis", description = "Portcullis' REST API v3, compatible with authentik's.", version = "3"),
+    paths(crate::flows_executor::executor_get, crate::flows_executor::executor_post),
     modifiers(&BearerAuth),
     security(("authentik" = [])),
 )]
@@ -244,6 +245,8 @@ mod tests {
             "flows_bindings_partial_update",
             "flows_bindings_retrieve",
             "flows_bindings_update",
+            "flows_executor_get",
+            "flows_executor_solve",
             "flows_instances_create",
             "flows_instances_destroy",
             "flows_instances_export_retrieve",

@@ -945,7 +945,39 @@ async fn user_settings_show_and_change_the_users_own_values(b: Backend) {
     assert_eq!(admin.user.attributes["settings"]["locale"], "en");
 }
 
+/// The identification stage links to the enrollment and recovery flows it names.
+async fn identification_links_to_enrollment_and_recovery(b: Backend) {
+    let app = TestApp::spawn(b).await;
+    let flow = login_flow(&app).await;
+    let actor = Actor::system();
+    let s = &app.state.store;
+    let enroll = s
+        .create_flow(
+            Flow::new("Sign up", "sign-up", FlowDesignation::Enrollment),
+            &actor,
+        )
+        .await
+        .unwrap();
+    let bindings = s.flow_plan_bindings(flow.uuid).await.unwrap();
+    let mut ident = bindings
+        .iter()
+        .find(|(_, st)| st.kind == "identificationstage")
+        .unwrap()
+        .1
+        .clone();
+    ident.config["enrollment_flow"] = json!(enroll.uuid.to_string());
+    ident.config["recovery_flow"] = json!(Uuid::new_v4().to_string()); // gone: no link
+    s.update_stage(ident.uuid, ident.clone(), &actor)
+        .await
+        .unwrap();
+    let mut br = Browser::new(&app);
+    let r = br.get(SLUG).await;
+    assert_eq!(r.body["enroll_url"], "/if/flow/sign-up/", "{:?}", r.body);
+    assert!(r.body.get("recovery_url").is_none(), "{:?}", r.body);
+}
+
 both_backends!(
+    identification_links_to_enrollment_and_recovery,
     user_settings_show_and_change_the_users_own_values,
     initial_setup_sets_the_admin_password_once,
     initial_setup_cannot_be_raced,

@@ -83,8 +83,7 @@ pub const MAX_PASSWORD: usize = 1024;
 pub struct Identification;
 
 impl Identification {
-    fn challenge_for(&self, cx: &StageCx<'_>, c: &Config) -> Challenge {
-        let flow_url = |_u: &Option<Uuid>| -> Option<String> { None };
+    fn challenge_for(&self, cx: &StageCx<'_>, c: &Config, links: &Links) -> Challenge {
         let mut ch = Challenge::new(COMPONENT)
             .with("user_fields", json!(c.user_fields))
             .with("password_fields", c.password_stage.is_some())
@@ -94,14 +93,8 @@ impl Identification {
             .with("sources", json!([]))
             .with("show_source_labels", c.show_source_labels)
             .with("enable_remember_me", c.enable_remember_me);
-        for (key, url) in [
-            ("enroll_url", flow_url(&c.enrollment_flow)),
-            ("recovery_url", flow_url(&c.recovery_flow)),
-            ("passwordless_url", flow_url(&c.passwordless_flow)),
-        ] {
-            if let Some(url) = url {
-                ch = ch.with(key, url);
-            }
+        for (key, url) in links {
+            ch = ch.with(key, url.clone());
         }
         if let Some(app) = cx
             .plan
@@ -122,6 +115,27 @@ impl Identification {
         }
         ch
     }
+}
+
+/// The enrollment, recovery and passwordless links: `/if/flow/<slug>/` of the configured flows
+/// (a flow deleted since is left out).
+type Links = Vec<(&'static str, String)>;
+
+async fn links(cx: &StageCx<'_>, c: &Config) -> Result<Links, FlowError> {
+    let mut out = Vec::new();
+    for (key, flow) in [
+        ("enroll_url", c.enrollment_flow),
+        ("recovery_url", c.recovery_flow),
+        ("passwordless_url", c.passwordless_flow),
+    ] {
+        let Some(uuid) = flow else { continue };
+        match cx.svc.store.find_flow(uuid).await {
+            Ok(f) => out.push((key, format!("/if/flow/{}/", f.slug))),
+            Err(portcullis_store::StoreError::NotFound) => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Ok(out)
 }
 
 fn primary_action(cx: &StageCx<'_>) -> &'static str {
@@ -157,7 +171,8 @@ pub(crate) async fn find_user(
 impl StageView for Identification {
     async fn challenge(&self, cx: &mut StageCx<'_>) -> Result<Step, FlowError> {
         let c: Config = cx.config()?;
-        Ok(Step::Challenge(self.challenge_for(cx, &c)))
+        let links = links(cx, &c).await?;
+        Ok(Step::Challenge(self.challenge_for(cx, &c, &links)))
     }
 
     async fn respond(
@@ -166,24 +181,25 @@ impl StageView for Identification {
         response: &Map<String, Value>,
     ) -> Result<Step, FlowError> {
         let c: Config = cx.config()?;
+        let links = links(cx, &c).await?;
 
         let uid = match response_str(response, "uid_field", MAX_IDENTIFIER) {
             Ok(Some(u)) if !u.trim().is_empty() => u.trim().to_owned(),
             Ok(_) => {
                 return Ok(Step::Invalid(
-                    self.challenge_for(cx, &c)
+                    self.challenge_for(cx, &c, &links)
                         .error("uid_field", "This field is required."),
                 ));
             }
             Err(e) => {
                 return Ok(Step::Invalid(
-                    self.challenge_for(cx, &c).error("uid_field", &e),
+                    self.challenge_for(cx, &c, &links).error("uid_field", &e),
                 ));
             }
         };
         if uid.chars().any(char::is_control) {
             return Ok(Step::Invalid(
-                self.challenge_for(cx, &c)
+                self.challenge_for(cx, &c, &links)
                     .error("uid_field", "Failed to authenticate."),
             ));
         }
@@ -191,7 +207,7 @@ impl StageView for Identification {
             Ok(p) => p.map(str::to_owned),
             Err(e) => {
                 return Ok(Step::Invalid(
-                    self.challenge_for(cx, &c).error("password", &e),
+                    self.challenge_for(cx, &c, &links).error("password", &e),
                 ));
             }
         };
@@ -216,7 +232,7 @@ impl StageView for Identification {
             // The password is checked here, with the password stage's backends.
             let Some(password) = password.filter(|p| !p.is_empty()) else {
                 return Ok(Step::Invalid(
-                    self.challenge_for(cx, &c)
+                    self.challenge_for(cx, &c, &links)
                         .error("password", "Password not set"),
                 ));
             };
@@ -224,7 +240,7 @@ impl StageView for Identification {
             if !ok {
                 cx.plan.context.remove(context::PENDING_USER);
                 return Ok(Step::Invalid(
-                    self.challenge_for(cx, &c)
+                    self.challenge_for(cx, &c, &links)
                         .error("non_field_errors", "Failed to authenticate."),
                 ));
             }
@@ -232,7 +248,7 @@ impl StageView for Identification {
         }
         if user.is_none() && !c.pretend_user_exists {
             return Ok(Step::Invalid(
-                self.challenge_for(cx, &c)
+                self.challenge_for(cx, &c, &links)
                     .error("non_field_errors", "Failed to authenticate."),
             ));
         }
