@@ -376,14 +376,20 @@ impl<'a> Executor<'a> {
         plan: &mut FlowPlan,
         current: &PlannedStage,
     ) -> Result<bool, FlowError> {
+        // Most stage bindings have no policies: then there is no request to build.
+        let rows = self.svc.store.policy_bindings_for(current.pbm_uuid).await?;
+        if rows.is_empty() {
+            return Ok(true);
+        }
         let pending = match plan.pending_user() {
             Some(pk) => self.svc.store.find_user(pk).await.ok(),
             None => None,
         };
         let req = stages::policy_request(self.session, plan, self.request, pending)?;
         let actor = self.actor().await;
-        let r = evaluate_target(
+        let r = crate::policies::evaluate_bindings(
             &self.svc.policies,
+            rows,
             current.pbm_uuid,
             current.policy_engine_mode,
             &req,

@@ -492,6 +492,32 @@ pub async fn evaluate_target(
     actor: &Actor,
 ) -> Result<EngineResult, portcullis_store::StoreError> {
     let rows = svc.store.policy_bindings_for(target).await?;
+    evaluate_bindings(svc, rows, target, mode, req, cache, actor).await
+}
+
+/// The result of a target without bindings: it passes (authentik's empty result).
+pub fn unbound() -> EngineResult {
+    EngineResult {
+        passing: true,
+        messages: Vec::new(),
+        outcomes: Vec::new(),
+    }
+}
+
+/// [`evaluate_target`] over bindings already read (callers that skip building the request when
+/// nothing is bound: most stage bindings have no policies).
+pub async fn evaluate_bindings(
+    svc: &PolicyServices,
+    rows: Vec<(portcullis_core::PolicyBinding, Option<StoredPolicy>)>,
+    target: Uuid,
+    mode: PolicyEngineMode,
+    req: &PolicyRequest,
+    cache: &PolicyCache,
+    actor: &Actor,
+) -> Result<EngineResult, portcullis_store::StoreError> {
+    if rows.is_empty() {
+        return Ok(unbound());
+    }
     let mut bindings = Vec::with_capacity(rows.len());
     let mut logged: Vec<(Uuid, StoredPolicy)> = Vec::new();
     for (b, p) in &rows {

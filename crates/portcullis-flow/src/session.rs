@@ -40,6 +40,9 @@ pub struct SessionState {
     user: Option<UserWithGroups>,
     cookie: CookieChange,
     dirty: bool,
+    /// Created in this request and not written yet: [`SessionState::save`] inserts it (one write
+    /// instead of an insert and an update).
+    unsaved: bool,
     /// Client facts recorded on the session.
     ip: String,
     user_agent: String,
@@ -58,6 +61,7 @@ impl SessionState {
             user: None,
             cookie: CookieChange::None,
             dirty: false,
+            unsaved: false,
             ip: ip.chars().take(64).collect(),
             user_agent: user_agent.chars().take(512).collect(),
         };
@@ -108,27 +112,27 @@ impl SessionState {
         &self.cookie
     }
 
-    /// Makes sure a session exists (creating an unauthenticated one); returns it.
+    /// Makes sure a session exists (an unauthenticated one, written by [`SessionState::save`]).
     pub async fn ensure(&mut self, store: &Store) -> Result<&mut Session, StoreError> {
         if self.session.is_none() {
             let now = store.clock().now();
             let key = random_string(KEY_LEN);
-            let s = store
-                .create_session(Session {
-                    uuid: Uuid::nil(),
-                    key_hash: sha256_hex(key.as_bytes()),
-                    user: None,
-                    created: now,
-                    expires: now + UNAUTHENTICATED_AGE,
-                    last_used: now,
-                    last_ip: self.ip.clone(),
-                    last_user_agent: self.user_agent.clone(),
-                    csrf_token: random_string(32),
-                    data: Value::Object(Map::new()),
-                })
-                .await?;
+            let s = Session {
+                uuid: Uuid::new_v4(),
+                key_hash: sha256_hex(key.as_bytes()),
+                user: None,
+                created: now,
+                expires: now + UNAUTHENTICATED_AGE,
+                last_used: now,
+                last_ip: self.ip.clone(),
+                last_user_agent: self.user_agent.clone(),
+                csrf_token: random_string(32),
+                data: Value::Object(Map::new()),
+            };
             self.cookie = CookieChange::Set { key, max_age: None };
             self.session = Some(s);
+            self.unsaved = true;
+            self.dirty = true;
         }
         self.session
             .as_mut()
@@ -220,9 +224,12 @@ impl SessionState {
     /// in a new, anonymous session if something stores one afterwards.
     pub async fn logout(&mut self, store: &Store) -> Result<Option<User>, StoreError> {
         let user = self.user.take().map(|u| u.user);
-        if let Some(s) = self.session.take() {
+        if let Some(s) = self.session.take()
+            && !self.unsaved
+        {
             store.delete_session(s.uuid).await?;
         }
+        self.unsaved = false;
         self.cookie = CookieChange::Clear;
         self.dirty = false;
         Ok(user)
@@ -237,9 +244,14 @@ impl SessionState {
             s.last_used = store.clock().now();
             s.last_ip = self.ip.clone();
             s.last_user_agent = self.user_agent.clone();
-            match store.save_session(s).await {
-                Ok(()) | Err(StoreError::NotFound) => {}
-                Err(e) => return Err(e),
+            if self.unsaved {
+                store.create_session(s.clone()).await?;
+                self.unsaved = false;
+            } else {
+                match store.save_session(s).await {
+                    Ok(()) | Err(StoreError::NotFound) => {}
+                    Err(e) => return Err(e),
+                }
             }
         }
         self.dirty = false;
