@@ -152,11 +152,43 @@ impl<'a> Executor<'a> {
     }
 
     async fn load_flow(&self, slug: &str) -> Result<Flow, FlowError> {
+        let generation = self.svc.store.changes();
+        if let Some(f) = self
+            .svc
+            .policies
+            .cache
+            .flows
+            .get(&slug.to_owned(), generation)
+        {
+            return Ok(f);
+        }
         match self.svc.store.find_flow_by_slug(slug).await {
-            Ok(f) => Ok(f),
+            Ok(f) => {
+                self.svc
+                    .policies
+                    .cache
+                    .flows
+                    .put(slug.to_owned(), generation, f.clone());
+                Ok(f)
+            }
             Err(StoreError::NotFound) => Err(FlowError::NotFound),
             Err(e) => Err(e.into()),
         }
+    }
+
+    /// A stage, from the definition cache.
+    async fn stage(&self, uuid: uuid::Uuid) -> Result<portcullis_core::Stage, StoreError> {
+        let generation = self.svc.store.changes();
+        if let Some(s) = self.svc.policies.cache.stages.get(&uuid, generation) {
+            return Ok(s);
+        }
+        let s = self.svc.store.find_stage(uuid).await?;
+        self.svc
+            .policies
+            .cache
+            .stages
+            .put(uuid, generation, s.clone());
+        Ok(s)
     }
 
     async fn stored_plan(&self, flow: &Flow) -> Option<FlowPlan> {
@@ -262,7 +294,20 @@ impl<'a> Executor<'a> {
                 }
             }));
         }
-        for (binding, _stage) in self.svc.store.flow_plan_bindings(flow.uuid).await? {
+        let generation = self.svc.store.changes();
+        let planned = match self.svc.policies.cache.plans.get(&flow.uuid, generation) {
+            Some(p) => p,
+            None => {
+                let p = self.svc.store.flow_plan_bindings(flow.uuid).await?;
+                self.svc
+                    .policies
+                    .cache
+                    .plans
+                    .put(flow.uuid, generation, p.clone());
+                p
+            }
+        };
+        for (binding, _stage) in planned {
             if binding.evaluate_on_plan {
                 let r = evaluate_target(
                     &self.svc.policies,
@@ -322,7 +367,7 @@ impl<'a> Executor<'a> {
                 self.store_plan(None, &flow.slug).await?;
                 return Ok(Challenge::redirect(&self.final_redirect(&plan)));
             };
-            let stage = match self.svc.store.find_stage(current.stage).await {
+            let stage = match self.stage(current.stage).await {
                 Ok(s) => s,
                 // Deleted while the flow ran: skip it.
                 Err(StoreError::NotFound) => {
@@ -377,7 +422,8 @@ impl<'a> Executor<'a> {
         current: &PlannedStage,
     ) -> Result<bool, FlowError> {
         // Most stage bindings have no policies: then there is no request to build.
-        let rows = self.svc.store.policy_bindings_for(current.pbm_uuid).await?;
+        let rows =
+            crate::policies::cached_policy_bindings(&self.svc.policies, current.pbm_uuid).await?;
         if rows.is_empty() {
             return Ok(true);
         }
@@ -480,7 +526,7 @@ impl<'a> Executor<'a> {
         let Some(current) = plan.current().cloned() else {
             return Ok(Reply::Challenge(self.run(flow, plan).await?));
         };
-        let stage = match self.svc.store.find_stage(current.stage).await {
+        let stage = match self.stage(current.stage).await {
             Ok(s) => s,
             Err(StoreError::NotFound) => {
                 plan.advance();

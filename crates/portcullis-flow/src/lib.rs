@@ -6,6 +6,7 @@
 //! database-backed session so any process can continue a flow another one started.
 //! No HTTP framework types appear here: the `http` crate adapts requests and responses.
 
+pub mod cache;
 pub mod challenge;
 pub mod context;
 pub mod error;

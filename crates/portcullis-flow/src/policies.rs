@@ -293,6 +293,8 @@ pub fn normalize_config(model: &str, config: &Value) -> Result<Value, ConfigErro
 #[derive(Clone)]
 pub struct PolicyServices {
     pub store: Store,
+    /// Cached flow definitions (shared with [`crate::FlowServices`]).
+    pub cache: Arc<crate::cache::DefinitionCache>,
     pub clock: Arc<dyn Clock>,
     pub breached: Arc<BreachedPasswords>,
     pub limits: ExpressionLimits,
@@ -491,8 +493,25 @@ pub async fn evaluate_target(
     cache: &PolicyCache,
     actor: &Actor,
 ) -> Result<EngineResult, portcullis_store::StoreError> {
-    let rows = svc.store.policy_bindings_for(target).await?;
+    let rows = cached_policy_bindings(svc, target).await?;
     evaluate_bindings(svc, rows, target, mode, req, cache, actor).await
+}
+
+/// The bindings guarding `target`, each with its policy, from the definition cache.
+pub async fn cached_policy_bindings(
+    svc: &PolicyServices,
+    target: Uuid,
+) -> Result<Vec<(portcullis_core::PolicyBinding, Option<StoredPolicy>)>, portcullis_store::StoreError>
+{
+    let generation = svc.store.changes();
+    if let Some(rows) = svc.cache.policy_bindings.get(&target, generation) {
+        return Ok(rows);
+    }
+    let rows = svc.store.policy_bindings_for(target).await?;
+    svc.cache
+        .policy_bindings
+        .put(target, generation, rows.clone());
+    Ok(rows)
 }
 
 /// The result of a target without bindings: it passes (authentik's empty result).

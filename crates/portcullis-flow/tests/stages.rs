@@ -45,6 +45,7 @@ impl T {
                 clock,
                 breached: portcullis_policy::BreachedPasswords::embedded(),
                 limits: portcullis_policy::ExpressionLimits::default(),
+                cache: Default::default(),
             },
         };
         let request = FlowRequest {

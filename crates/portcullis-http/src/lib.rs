@@ -65,6 +65,7 @@ pub fn flow_services(store: &Store, hasher: &PasswordHasher) -> portcullis_flow:
             store: store.clone(),
             clock,
             breached: portcullis_policy::BreachedPasswords::embedded(),
+            cache: Default::default(),
             limits: portcullis_policy::ExpressionLimits::default(),
         },
     }

@@ -47,6 +47,14 @@ pub(crate) async fn record<C: ConnectionTrait>(
     e: NewEvent,
 ) -> Result<(), StoreError> {
     let now = store.clock.now();
+    if matches!(
+        e.action,
+        portcullis_core::EventAction::ModelCreated
+            | portcullis_core::EventAction::ModelUpdated
+            | portcullis_core::EventAction::ModelDeleted
+    ) {
+        store.changed();
+    }
     event::ActiveModel {
         uuid: Set(Uuid::new_v4()),
         user: Set(actor.user_json()),

@@ -87,6 +87,9 @@ pub struct Store {
     write: handle::Handle,
     backend: Backend,
     clock: Arc<dyn Clock>,
+    /// Counts this process' changes (every recorded model event, every committed unit of work),
+    /// so in-process caches of rarely changing definitions can tell they are stale.
+    changes: Arc<std::sync::atomic::AtomicU64>,
 }
 
 impl Store {
@@ -125,6 +128,7 @@ impl Store {
                 write: handle::Handle::Pool(SqlxSqliteConnector::from_sqlx_sqlite_pool(write_pool)),
                 backend: Backend::Sqlite,
                 clock,
+                changes: Default::default(),
             })
         } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
             let connect = PgConnectOptions::from_str(url)
@@ -141,6 +145,7 @@ impl Store {
                 write: conn,
                 backend: Backend::Postgres,
                 clock,
+                changes: Default::default(),
             })
         } else {
             Err(StoreError::Config(format!(
@@ -222,9 +227,21 @@ impl Store {
                 write: handle,
                 backend: self.backend,
                 clock: self.clock.clone(),
+                changes: self.changes.clone(),
             },
             tx,
         })
+    }
+
+    /// How many changes this process has made so far (see [`Store`]'s `changes`). Changes made
+    /// by other processes are not counted: caches keyed on this also expire by time.
+    pub fn changes(&self) -> u64 {
+        self.changes.load(std::sync::atomic::Ordering::Acquire)
+    }
+
+    pub(crate) fn changed(&self) {
+        self.changes
+            .fetch_add(1, std::sync::atomic::Ordering::AcqRel);
     }
 }
 
@@ -245,11 +262,14 @@ impl UnitOfWork {
     /// Makes every change of the unit durable and visible.
     pub async fn commit(self) -> Result<(), StoreError> {
         let UnitOfWork { store, tx } = self;
+        let store_changes = store.changes.clone();
         drop(store);
         let tx = Arc::try_unwrap(tx).map_err(|_| {
             StoreError::Config("a unit of work's store is still in use at commit".into())
         })?;
         tx.commit().await?;
+        // What readers cached while the unit was open is stale now.
+        store_changes.fetch_add(1, std::sync::atomic::Ordering::AcqRel);
         Ok(())
     }
 
