@@ -74,6 +74,8 @@ pub struct DefinitionCache {
             Option<portcullis_core::Policy>,
         )>,
     >,
+    /// Every brand (one key): the pages and flows look the request's brand up on every request.
+    pub brands: TtlMap<(), Vec<portcullis_core::Brand>>,
 }
 
 impl std::fmt::Debug for DefinitionCache {

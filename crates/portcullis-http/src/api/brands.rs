@@ -274,7 +274,16 @@ pub async fn destroy(
 /// The brand for a host: the longest matching domain, else the default brand, else the
 /// built-in fallback.
 pub async fn brand_for_host(state: &AppState, host: &str) -> ApiResult<Brand> {
-    let brands = state.store.all_brands().await?;
+    let cache = &state.flows.policies.cache.brands;
+    let generation = state.store.changes();
+    let brands = match cache.get(&(), generation) {
+        Some(b) => b,
+        None => {
+            let b = state.store.all_brands().await?;
+            cache.put((), generation, b.clone());
+            b
+        }
+    };
     let matched = brands
         .iter()
         .filter(|b| b.matches_host(host))
