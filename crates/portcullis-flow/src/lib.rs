@@ -9,6 +9,7 @@
 pub mod cache;
 pub mod challenge;
 pub mod context;
+pub mod credentials;
 pub mod error;
 pub mod executor;
 pub mod kinds;

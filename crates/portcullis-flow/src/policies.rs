@@ -27,6 +27,7 @@ use serde_json::Value;
 use uuid::Uuid;
 
 use crate::error::ConfigError;
+use crate::stages::parse_config;
 
 /// A policy type: authentik's model name, app label, API path segment and component.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -201,29 +202,6 @@ fn wait_max() -> u64 {
     30
 }
 
-fn parse<T: serde::de::DeserializeOwned>(config: &Value) -> Result<T, ConfigError> {
-    let mut config = config.clone();
-    // authentik omits nulls for optional fields; treat an explicit null as "default".
-    if let Value::Object(m) = &mut config {
-        m.retain(|_, v| !v.is_null());
-    }
-    serde_path_free(config)
-}
-
-fn serde_path_free<T: serde::de::DeserializeOwned>(v: Value) -> Result<T, ConfigError> {
-    serde_json::from_value(v).map_err(|e| {
-        let msg = e.to_string();
-        // serde_json names the field in "missing field `x`" / "invalid type ... for `x`".
-        let field = msg
-            .split('`')
-            .nth(1)
-            .filter(|f| f.chars().all(|c| c.is_ascii_alphanumeric() || c == '_'))
-            .unwrap_or("non_field_errors")
-            .to_owned();
-        ConfigError::single(&field, msg)
-    })
-}
-
 fn to_value<T: Serialize>(v: &T) -> Result<Value, ConfigError> {
     serde_json::to_value(v).map_err(|e| ConfigError::single("non_field_errors", e.to_string()))
 }
@@ -232,14 +210,14 @@ fn to_value<T: Serialize>(v: &T) -> Result<Value, ConfigError> {
 pub fn normalize_config(model: &str, config: &Value) -> Result<Value, ConfigError> {
     match model {
         "expressionpolicy" => {
-            let c: ExpressionConfig = parse(config)?;
+            let c: ExpressionConfig = parse_config(config)?;
             ExpressionPolicy::new("expression", c.expression.clone())
                 .validate()
                 .map_err(|e| ConfigError::single("expression", e.to_string()))?;
             to_value(&c)
         }
         "passwordpolicy" => {
-            let c: PasswordConfig = parse(config)?;
+            let c: PasswordConfig = parse_config(config)?;
             if c.zxcvbn_score_threshold > 4 {
                 return Err(ConfigError::single(
                     "zxcvbn_score_threshold",
@@ -255,7 +233,7 @@ pub fn normalize_config(model: &str, config: &Value) -> Result<Value, ConfigErro
             to_value(&c)
         }
         "passwordexpirypolicy" => {
-            let c: PasswordExpiryConfig = parse(config)?;
+            let c: PasswordExpiryConfig = parse_config(config)?;
             if c.days == 0 {
                 return Err(ConfigError::single(
                     "days",
@@ -265,15 +243,15 @@ pub fn normalize_config(model: &str, config: &Value) -> Result<Value, ConfigErro
             to_value(&c)
         }
         "reputationpolicy" => {
-            let c: ReputationConfig = parse(config)?;
+            let c: ReputationConfig = parse_config(config)?;
             to_value(&c)
         }
         "eventmatcherpolicy" => {
-            let c: EventMatcherConfig = parse(config)?;
+            let c: EventMatcherConfig = parse_config(config)?;
             to_value(&c)
         }
         "dummypolicy" => {
-            let c: DummyConfig = parse(config)?;
+            let c: DummyConfig = parse_config(config)?;
             if c.wait_min > c.wait_max || c.wait_max > 3600 {
                 return Err(ConfigError::single(
                     "wait_max",
@@ -376,7 +354,7 @@ pub async fn build(
 ) -> Result<Arc<dyn Policy>, ConfigError> {
     Ok(match p.kind.as_str() {
         "expressionpolicy" => {
-            let c: ExpressionConfig = parse(&p.config)?;
+            let c: ExpressionConfig = parse_config(&p.config)?;
             let users = StoreUsers {
                 store: svc.store.clone(),
                 handle: tokio::runtime::Handle::current(),
@@ -388,7 +366,7 @@ pub async fn build(
             )))
         }
         "passwordpolicy" => {
-            let c: PasswordConfig = parse(&p.config)?;
+            let c: PasswordConfig = parse_config(&p.config)?;
             Arc::new(PasswordPolicy {
                 password_field: c.password_field,
                 check_static_rules: c.check_static_rules,
@@ -407,7 +385,7 @@ pub async fn build(
             })
         }
         "passwordexpirypolicy" => {
-            let c: PasswordExpiryConfig = parse(&p.config)?;
+            let c: PasswordExpiryConfig = parse_config(&p.config)?;
             Arc::new(PasswordExpiryPolicy::new(
                 c.days,
                 c.deny_only,
@@ -415,7 +393,7 @@ pub async fn build(
             ))
         }
         "reputationpolicy" => {
-            let c: ReputationConfig = parse(&p.config)?;
+            let c: ReputationConfig = parse_config(&p.config)?;
             let ip = c.check_ip.then(|| req.client_ip().to_owned());
             let username = c.check_username.then(|| req.user.username.clone());
             let rows = svc
@@ -438,7 +416,7 @@ pub async fn build(
             Arc::new(policy)
         }
         "eventmatcherpolicy" => {
-            let c: EventMatcherConfig = parse(&p.config)?;
+            let c: EventMatcherConfig = parse_config(&p.config)?;
             Arc::new(EventMatcherPolicy {
                 action: c.action,
                 client_ip: c.client_ip,
@@ -447,7 +425,7 @@ pub async fn build(
             })
         }
         "dummypolicy" => {
-            let c: DummyConfig = parse(&p.config)?;
+            let c: DummyConfig = parse_config(&p.config)?;
             Arc::new(DummyPolicy::new(
                 c.result,
                 c.wait_min,

@@ -77,21 +77,17 @@ pub async fn flow_request(
 /// The `query` parameter: the original query of the page that runs the flow.
 fn original_query(parts: &Parts) -> String {
     let raw = parts.uri.query().unwrap_or("");
-    raw.split('&')
-        .find_map(|pair| {
-            let (k, v) = pair.split_once('=')?;
-            (k == "query").then(|| portcullis_flow::executor::percent_decode(v))
-        })
+    form_urlencoded::parse(raw.as_bytes())
+        .find(|(k, _)| k == "query")
+        .map(|(_, v)| v.into_owned())
         .unwrap_or_default()
         .chars()
         .take(4096)
         .collect()
 }
 
-fn with_cookie(mut response: Response, session: &SessionState, parts: &Parts) -> Response {
-    for v in crate::session::set_cookies(session, crate::session::is_https(parts)) {
-        response.headers_mut().append(header::SET_COOKIE, v);
-    }
+fn with_cookie(response: Response, session: &SessionState, parts: &Parts) -> Response {
+    let mut response = crate::session::with_cookies(response, session, parts);
     response
         .headers_mut()
         .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));

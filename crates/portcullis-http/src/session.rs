@@ -79,6 +79,18 @@ pub fn set_cookie(change: &CookieChange, secure: bool) -> Option<HeaderValue> {
     HeaderValue::from_str(&v).ok()
 }
 
+/// `response` with the `Set-Cookie` headers the session's changes need.
+pub fn with_cookies(
+    mut response: axum::response::Response,
+    session: &SessionState,
+    parts: &Parts,
+) -> axum::response::Response {
+    for v in set_cookies(session, is_https(parts)) {
+        response.headers_mut().append(header::SET_COOKIE, v);
+    }
+    response
+}
+
 /// Every `Set-Cookie` header the response needs: the session cookie when it changed, and the
 /// CSRF cookie alongside it.
 pub fn set_cookies(session: &SessionState, secure: bool) -> Vec<HeaderValue> {

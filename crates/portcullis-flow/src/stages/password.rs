@@ -143,36 +143,8 @@ async fn check_password(
     user: Option<&UserWithGroups>,
     password: &str,
 ) -> Result<bool, FlowError> {
-    let svc = cx.svc;
-    let stored = match user {
-        Some(u) => match svc.store.find_password_hash(u.user.pk).await {
-            Ok(h) => h,
-            Err(StoreError::NotFound) => None,
-            Err(e) => return Err(e.into()),
-        },
-        None => None,
-    };
-    let (Some(u), Some(stored)) = (user, stored) else {
-        svc.hasher.verify_dummy(password.to_owned()).await;
-        return Ok(false);
-    };
-    let v = svc.hasher.verify(stored.clone(), password.to_owned()).await;
-    if v.valid && v.needs_rehash {
-        // A failure to upgrade must not fail the login: the old hash still works.
-        match svc.hasher.hash(password.to_owned()).await {
-            Ok(new) => {
-                if let Err(e) = svc
-                    .store
-                    .upgrade_password_hash(u.user.pk, &stored, new)
-                    .await
-                {
-                    tracing::warn!(user = u.user.pk, error = %e, "could not upgrade a password hash");
-                }
-            }
-            Err(e) => tracing::warn!(user = u.user.pk, error = %e, "could not rehash a password"),
-        }
-    }
-    Ok(v.valid)
+    let pk = user.map(|u| u.user.pk);
+    Ok(crate::credentials::verify_user_password(cx.svc, pk, password).await?)
 }
 
 /// An unexpired app-password token of `user` whose key is `password`.

@@ -11,13 +11,12 @@ use std::sync::{Arc, LazyLock};
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::{Path, State};
-use axum::http::request::Parts;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use axum::routing::get;
 use minijinja::Environment;
 use portcullis_core::{Brand, FlowDesignation};
-use portcullis_flow::{Challenge, Executor, Reply, SessionState, challenge};
+use portcullis_flow::{Challenge, Executor, Reply, challenge};
 use serde_json::{Map, Value, json};
 
 use crate::AppState;
@@ -128,13 +127,6 @@ fn render(name: &str, ctx: Value) -> ApiResult<String> {
         .map_err(|e| ApiError::Internal(format!("template {name}: {e}")))
 }
 
-fn with_cookie(mut r: Response, session: &SessionState, parts: &Parts) -> Response {
-    for v in crate::session::set_cookies(session, crate::session::is_https(parts)) {
-        r.headers_mut().append(header::SET_COOKIE, v);
-    }
-    r
-}
-
 fn redirect(to: &str) -> Response {
     Redirect::to(to).into_response()
 }
@@ -165,13 +157,21 @@ async fn root(
     let (parts, _) = req.into_parts();
     let session = crate::session::load(&state, &parts).await?;
     if session.user().is_some() {
-        return Ok(with_cookie(redirect("/if/user/"), &session, &parts));
+        return Ok(crate::session::with_cookies(
+            redirect("/if/user/"),
+            &session,
+            &parts,
+        ));
     }
     let to = match default_flow(&state, FlowDesignation::Authentication).await? {
         Some(slug) => format!("/if/flow/{slug}/"),
         None => return Err(ApiError::NotFound),
     };
-    Ok(with_cookie(redirect(&to), &session, &parts))
+    Ok(crate::session::with_cookies(
+        redirect(&to),
+        &session,
+        &parts,
+    ))
 }
 
 async fn default_authentication(State(state): State<Arc<AppState>>) -> ApiResult<Response> {
@@ -205,7 +205,11 @@ async fn cancel(
         session.set_plan(&state.store, &slug, None).await?;
     }
     session.save(&state.store).await?;
-    Ok(with_cookie(redirect("/"), &session, &parts))
+    Ok(crate::session::with_cookies(
+        redirect("/"),
+        &session,
+        &parts,
+    ))
 }
 
 async fn user_page(
@@ -219,7 +223,11 @@ async fn user_page(
             Some(slug) => format!("/if/flow/{slug}/?next=%2Fif%2Fuser%2F"),
             None => "/".to_owned(),
         };
-        return Ok(with_cookie(redirect(&to), &session, &parts));
+        return Ok(crate::session::with_cookies(
+            redirect(&to),
+            &session,
+            &parts,
+        ));
     };
     let host = parts
         .headers
@@ -236,7 +244,11 @@ async fn user_page(
             "user": {"username": user.user.username, "name": user.user.name, "email": user.user.email},
         }),
     )?;
-    Ok(with_cookie(page(html, StatusCode::OK), &session, &parts))
+    Ok(crate::session::with_cookies(
+        page(html, StatusCode::OK),
+        &session,
+        &parts,
+    ))
 }
 
 /// Renders a challenge as the flow page (redirect challenges become HTTP redirects).
@@ -292,27 +304,23 @@ async fn flow_get(
         .get(&slug)
         .await?;
     let r = render_challenge(&c, &slug, &query, session.csrf_token(), &request.brand)?;
-    Ok(with_cookie(r, &session, &parts))
+    Ok(crate::session::with_cookies(r, &session, &parts))
 }
 
 /// Turns a posted form into the JSON response the executor takes. Values are strings, except
 /// the fields the form lists in `_bool` (checkboxes: present means true) and `remember_me`.
 pub fn form_to_response(body: &[u8]) -> Map<String, Value> {
-    let text = String::from_utf8_lossy(body);
     let mut out = Map::new();
     let mut bools = Vec::new();
-    for pair in text.split('&').filter(|p| !p.is_empty()).take(256) {
-        let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
-        let k = portcullis_flow::executor::percent_decode(k);
-        let v = portcullis_flow::executor::percent_decode(v);
-        match k.as_str() {
+    for (k, v) in form_urlencoded::parse(body).take(256) {
+        match k.as_ref() {
             "csrf_token" => {}
-            "_bool" => bools.push(v),
+            "_bool" => bools.push(v.into_owned()),
             "remember_me" => {
-                out.insert(k, Value::Bool(v == "true" || v == "on"));
+                out.insert(k.into_owned(), Value::Bool(v == "true" || v == "on"));
             }
             _ => {
-                out.insert(k, Value::String(v));
+                out.insert(k.into_owned(), Value::String(v.into_owned()));
             }
         }
     }
@@ -324,10 +332,9 @@ pub fn form_to_response(body: &[u8]) -> Map<String, Value> {
 }
 
 fn form_csrf(body: &[u8]) -> String {
-    String::from_utf8_lossy(body)
-        .split('&')
-        .find_map(|p| p.strip_prefix("csrf_token="))
-        .map(portcullis_flow::executor::percent_decode)
+    form_urlencoded::parse(body)
+        .find(|(k, _)| k == "csrf_token")
+        .map(|(_, v)| v.into_owned())
         .unwrap_or_default()
 }
 
@@ -353,7 +360,7 @@ async fn flow_post(
         || !portcullis_crypto::constant_time_eq(sent.as_bytes(), expected.as_bytes())
     {
         // A stale or forged form: show the current step again, nothing changes.
-        return Ok(with_cookie(
+        return Ok(crate::session::with_cookies(
             Redirect::to(&here).into_response(),
             &session,
             &parts,
@@ -370,7 +377,7 @@ async fn flow_post(
             render_challenge(&c, &slug, &query, session.csrf_token(), &request.brand)?
         }
     };
-    Ok(with_cookie(r, &session, &parts))
+    Ok(crate::session::with_cookies(r, &session, &parts))
 }
 
 #[cfg(test)]
