@@ -93,6 +93,7 @@ pub struct Executor<'a> {
     session: &'a mut SessionState,
     request: &'a FlowRequest,
     cache: PolicyCache,
+    users: stages::UserMemo,
 }
 
 impl<'a> Executor<'a> {
@@ -106,6 +107,7 @@ impl<'a> Executor<'a> {
             session,
             request,
             cache: PolicyCache::new(),
+            users: stages::UserMemo::default(),
         }
     }
 
@@ -361,6 +363,7 @@ impl<'a> Executor<'a> {
                     plan: &mut plan,
                     session: self.session,
                     request: self.request,
+                    users: &self.users,
                 };
                 view.challenge(&mut cx).await?
             };
@@ -399,7 +402,7 @@ impl<'a> Executor<'a> {
             return Ok(true);
         }
         let pending = match plan.pending_user() {
-            Some(pk) => self.svc.store.find_user(pk).await.ok(),
+            Some(pk) => self.users.get(&self.svc.store, pk).await.ok(),
             None => None,
         };
         let req = stages::policy_request(self.session, plan, self.request, pending)?;
@@ -528,6 +531,7 @@ impl<'a> Executor<'a> {
                 plan: &mut plan,
                 session: self.session,
                 request: self.request,
+                users: &self.users,
             };
             view.respond(&mut cx, response).await?
         };

@@ -6,7 +6,7 @@
 //! health checks create nothing. Logging in replaces the key; logging out deletes the row.
 
 use chrono::Duration;
-use portcullis_core::{Session, User};
+use portcullis_core::{Actor, NewEvent, Session, User};
 use portcullis_crypto::{random_string, sha256_hex};
 use portcullis_store::{Store, StoreError, UserWithGroups};
 use serde_json::{Map, Value};
@@ -33,10 +33,24 @@ pub enum CookieChange {
     Clear,
 }
 
+/// What a login leaves behind besides the session: written together with it, in one
+/// transaction, when the session is saved (a login is recorded if and only if it happened).
+#[derive(Debug, Clone)]
+pub struct LoginRecord {
+    pub user: i32,
+    /// What the person typed to identify (the reputation key), else the username.
+    pub identifier: String,
+    pub ip: String,
+    pub reputation_delta: i64,
+    pub actor: Actor,
+    pub event: NewEvent,
+}
+
 /// One request's view of its session.
 #[derive(Debug)]
 pub struct SessionState {
     session: Option<Session>,
+    login_record: Option<LoginRecord>,
     user: Option<UserWithGroups>,
     cookie: CookieChange,
     dirty: bool,
@@ -58,6 +72,7 @@ impl SessionState {
     ) -> Result<Self, StoreError> {
         let mut state = Self {
             session: None,
+            login_record: None,
             user: None,
             cookie: CookieChange::None,
             dirty: false,
@@ -220,6 +235,12 @@ impl SessionState {
         Ok(())
     }
 
+    /// Records the login (last login, reputation, the `login` event) with the next
+    /// [`SessionState::save`].
+    pub fn record_login(&mut self, record: LoginRecord) {
+        self.login_record = Some(record);
+    }
+
     /// Ends the session: the row is deleted and the cookie cleared. Plans in progress are kept
     /// in a new, anonymous session if something stores one afterwards.
     pub async fn logout(&mut self, store: &Store) -> Result<Option<User>, StoreError> {
@@ -237,6 +258,22 @@ impl SessionState {
 
     /// Writes what changed. A session deleted meanwhile (logged out elsewhere) stays deleted.
     pub async fn save(&mut self, store: &Store) -> Result<(), StoreError> {
+        if let Some(record) = self.login_record.take() {
+            // One transaction, one commit to disk: the login's records and the session.
+            let unit = store.begin_unit().await?;
+            let tx = unit.store();
+            tx.touch_last_login(record.user).await?;
+            tx.add_reputation(&record.identifier, &record.ip, record.reputation_delta)
+                .await?;
+            tx.record_event(&record.actor, record.event).await?;
+            self.write(tx).await?;
+            unit.commit_without_invalidating().await?;
+            return Ok(());
+        }
+        self.write(store).await
+    }
+
+    async fn write(&mut self, store: &Store) -> Result<(), StoreError> {
         if !self.dirty {
             return Ok(());
         }

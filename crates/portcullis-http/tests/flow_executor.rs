@@ -441,12 +441,36 @@ async fn sessions(app: &TestApp) -> Vec<Value> {
         .collect()
 }
 
+/// The browser's session as the store finds it by the cookie (the flow plans; anonymous
+/// sessions may live in memory only, so the rows alone would not show them).
+async fn browser_session(app: &TestApp, br: &Browser) -> Value {
+    let key = br
+        .cookies
+        .get("authentik_session")
+        .expect("a session cookie");
+    let s = app
+        .state
+        .store
+        .find_session(&portcullis_crypto::sha256_hex(key.as_bytes()))
+        .await
+        .unwrap()
+        .expect("the browser's session");
+    let mut v = serde_json::to_value(s).unwrap();
+    v.as_object_mut().unwrap().remove("last_used");
+    v
+}
+
 async fn malformed_responses_never_advance_the_flow(b: Backend) {
     let app = TestApp::spawn(b).await;
     login_flow(&app).await;
     let mut br = Browser::new(&app);
     br.get(SLUG).await;
     let before = sessions(&app).await;
+    let before_session = browser_session(&app, &br).await;
+    assert!(
+        before_session["data"]["flows"][SLUG].is_object(),
+        "the plan is in the session: {before_session}"
+    );
     let cases: Vec<(&str, Vec<u8>, &[StatusCode])> = vec![
         (
             "text/plain",
@@ -536,6 +560,11 @@ async fn malformed_responses_never_advance_the_flow(b: Backend) {
     assert_eq!(
         sessions(&app).await,
         before,
+        "a refused response changed the flow"
+    );
+    assert_eq!(
+        browser_session(&app, &br).await,
+        before_session,
         "a refused response changed the flow"
     );
     // Still at the first stage.

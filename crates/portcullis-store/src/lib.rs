@@ -24,6 +24,7 @@ pub mod migration;
 mod policies;
 mod prompts;
 mod query;
+mod session_cache;
 mod sessions;
 mod stages;
 mod tokens;
@@ -90,6 +91,12 @@ pub struct Store {
     /// Counts this process' changes (every recorded model event, every committed unit of work),
     /// so in-process caches of rarely changing definitions can tell they are stale.
     changes: Arc<std::sync::atomic::AtomicU64>,
+    /// Sessions kept in memory: only where this process is the only one serving the database
+    /// (SQLite). PostgreSQL deployments may run several processes: their sessions are read
+    /// from the database on every request until cache invalidation over LISTEN/NOTIFY exists.
+    session_cache: Option<Arc<session_cache::SessionCache>>,
+    /// Inside a unit of work: the session-cache changes to make once it commits.
+    unit_sessions: Option<Arc<std::sync::Mutex<Vec<session_cache::Pending>>>>,
 }
 
 impl Store {
@@ -110,15 +117,20 @@ impl Store {
                 .foreign_keys(true)
                 .busy_timeout(Duration::from_secs(30));
             // The writer first: it creates the file and switches it to WAL before readers open.
+            // No ping before each use: a connection to a local file does not go stale the way a
+            // network connection does, and the ping is a round trip to the connection's thread
+            // on every query (sqlx still checks each connection when it returns to the pool).
             let write_pool = SqlitePoolOptions::new()
                 .max_connections(1)
                 .min_connections(1)
+                .test_before_acquire(false)
                 .acquire_timeout(options.acquire_timeout)
                 .connect_with(connect.clone())
                 .await
                 .map_err(|e| StoreError::Connect(e.to_string()))?;
             let read_pool = SqlitePoolOptions::new()
                 .max_connections(options.max_connections.max(1))
+                .test_before_acquire(false)
                 .acquire_timeout(options.acquire_timeout)
                 .connect_with(connect.read_only(true))
                 .await
@@ -129,6 +141,8 @@ impl Store {
                 backend: Backend::Sqlite,
                 clock,
                 changes: Default::default(),
+                session_cache: Some(Arc::new(session_cache::SessionCache::new())),
+                unit_sessions: None,
             })
         } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
             let connect = PgConnectOptions::from_str(url)
@@ -146,6 +160,8 @@ impl Store {
                 backend: Backend::Postgres,
                 clock,
                 changes: Default::default(),
+                session_cache: None,
+                unit_sessions: None,
             })
         } else {
             Err(StoreError::Config(format!(
@@ -221,6 +237,11 @@ impl Store {
     pub async fn begin_unit(&self) -> Result<UnitOfWork, StoreError> {
         let tx = Arc::new(self.write.begin().await?);
         let handle = handle::Handle::Transaction(tx.clone());
+        let sessions = match &self.unit_sessions {
+            // A unit inside a unit (a savepoint) reports to the outer one.
+            Some(outer) => outer.clone(),
+            None => Arc::default(),
+        };
         Ok(UnitOfWork {
             store: Store {
                 read: handle.clone(),
@@ -228,8 +249,12 @@ impl Store {
                 backend: self.backend,
                 clock: self.clock.clone(),
                 changes: self.changes.clone(),
+                session_cache: self.session_cache.clone(),
+                unit_sessions: Some(sessions.clone()),
             },
             tx,
+            outer: self.unit_sessions.is_some(),
+            sessions,
         })
     }
 
@@ -251,6 +276,9 @@ impl Store {
 pub struct UnitOfWork {
     store: Store,
     tx: Arc<sea_orm::DatabaseTransaction>,
+    /// Opened inside another unit: its session-cache changes wait for the outermost commit.
+    outer: bool,
+    sessions: Arc<std::sync::Mutex<Vec<session_cache::Pending>>>,
 }
 
 impl UnitOfWork {
@@ -261,21 +289,44 @@ impl UnitOfWork {
 
     /// Makes every change of the unit durable and visible.
     pub async fn commit(self) -> Result<(), StoreError> {
-        let UnitOfWork { store, tx } = self;
+        self.finish(true).await
+    }
+
+    /// [`UnitOfWork::commit`] for a unit that changed no definitions (flows, stages, policies,
+    /// brands...), only what a login or a flow step leaves behind (sessions, events, reputation,
+    /// last login): in-process caches of definitions stay valid.
+    pub async fn commit_without_invalidating(self) -> Result<(), StoreError> {
+        self.finish(false).await
+    }
+
+    async fn finish(self, invalidate: bool) -> Result<(), StoreError> {
+        let UnitOfWork {
+            store,
+            tx,
+            outer,
+            sessions,
+        } = self;
         let store_changes = store.changes.clone();
+        let cache = store.session_cache.clone();
         drop(store);
         let tx = Arc::try_unwrap(tx).map_err(|_| {
             StoreError::Config("a unit of work's store is still in use at commit".into())
         })?;
         tx.commit().await?;
-        // What readers cached while the unit was open is stale now.
-        store_changes.fetch_add(1, std::sync::atomic::Ordering::AcqRel);
+        if invalidate {
+            // What readers cached while the unit was open is stale now.
+            store_changes.fetch_add(1, std::sync::atomic::Ordering::AcqRel);
+        }
+        if !outer && let Some(cache) = cache {
+            let pending = std::mem::take(&mut *sessions.lock().unwrap_or_else(|e| e.into_inner()));
+            cache.apply(pending);
+        }
         Ok(())
     }
 
     /// Undoes every change of the unit (dropping it does the same).
     pub async fn rollback(self) -> Result<(), StoreError> {
-        let UnitOfWork { store, tx } = self;
+        let UnitOfWork { store, tx, .. } = self;
         drop(store);
         if let Ok(tx) = Arc::try_unwrap(tx) {
             tx.rollback().await?;

@@ -14,6 +14,7 @@ use sea_orm::{
 use uuid::Uuid;
 
 use crate::entity::{reputation, session, user_consent};
+use crate::session_cache::Pending;
 use crate::{Store, StoreError};
 
 fn session_to_domain(m: session::Model) -> Session {
@@ -50,13 +51,60 @@ pub struct ReputationRow {
 }
 
 impl Store {
-    pub async fn create_session(&self, s: Session) -> Result<Session, StoreError> {
+    /// A session was written: cached as written outside a unit of work; inside one, forgotten
+    /// once the unit commits (the next read loads the committed row).
+    fn cache_session(&self, s: &Session) {
+        let Some(cache) = &self.session_cache else {
+            return;
+        };
+        match &self.unit_sessions {
+            None => {
+                cache.remove(s.uuid);
+                cache.put(s);
+            }
+            Some(pending) => pending
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .push(Pending::Remove(s.uuid)),
+        }
+    }
+
+    /// Whether `s` is kept in memory only (see `session_cache`): an anonymous session, where
+    /// this process is the database's only user, written outside a unit of work.
+    fn keeps_in_memory(&self, s: &Session) -> bool {
+        s.user.is_none() && self.unit_sessions.is_none() && self.session_cache.is_some()
+    }
+
+    pub(crate) fn uncache_sessions(&self, p: Pending) {
+        let Some(cache) = &self.session_cache else {
+            return;
+        };
+        cache.apply(vec![p]);
+        if let Some(pending) = &self.unit_sessions {
+            pending.lock().unwrap_or_else(|e| e.into_inner()).push(p);
+        }
+    }
+
+    /// Stores a new session. Anonymous ones stay in memory where the store keeps a session
+    /// cache (SQLite), until they log in.
+    pub async fn create_session(&self, mut s: Session) -> Result<Session, StoreError> {
+        if s.uuid.is_nil() {
+            s.uuid = Uuid::new_v4();
+        }
+        if self.keeps_in_memory(&s)
+            && let Some(cache) = &self.session_cache
+        {
+            cache.put_volatile(&s);
+            return Ok(s);
+        }
+        let s = self.insert_session_row(s).await?;
+        self.cache_session(&s);
+        Ok(s)
+    }
+
+    async fn insert_session_row(&self, s: Session) -> Result<Session, StoreError> {
         let m = session::ActiveModel {
-            uuid: Set(if s.uuid.is_nil() {
-                Uuid::new_v4()
-            } else {
-                s.uuid
-            }),
+            uuid: Set(s.uuid),
             key_hash: Set(s.key_hash),
             user_id: Set(s.user),
             created: Set(s.created),
@@ -76,17 +124,40 @@ impl Store {
     /// The live session whose key hashes to `key_hash`; `None` when unknown or expired.
     pub async fn find_session(&self, key_hash: &str) -> Result<Option<Session>, StoreError> {
         let now = self.clock.now();
-        Ok(session::Entity::find()
+        let cache = self
+            .session_cache
+            .as_ref()
+            .filter(|_| self.unit_sessions.is_none());
+        if let Some(s) = cache.and_then(|c| c.get(key_hash)) {
+            return Ok((s.expires > now).then_some(s));
+        }
+        let s = session::Entity::find()
             .filter(session::Column::KeyHash.eq(key_hash))
             .filter(session::Column::Expires.gt(now))
             .one(&self.read)
             .await?
-            .map(session_to_domain))
+            .map(session_to_domain);
+        if let (Some(cache), Some(s)) = (cache, &s) {
+            cache.put(s);
+        }
+        Ok(s)
     }
 
     /// Writes everything mutable of the session `s.uuid` (key, user, expiry, data, last use).
     /// Returns `NotFound` when the session was deleted meanwhile (logged out elsewhere).
     pub async fn save_session(&self, s: &Session) -> Result<(), StoreError> {
+        if let Some(cache) = &self.session_cache
+            && cache.is_volatile(s.uuid)
+        {
+            if self.keeps_in_memory(s) {
+                cache.put_volatile(s);
+            } else {
+                // Logged in: from now on the session is stored.
+                self.insert_session_row(s.clone()).await?;
+                self.cache_session(s);
+            }
+            return Ok(());
+        }
         let res = session::Entity::update_many()
             .col_expr(session::Column::KeyHash, Expr::value(s.key_hash.clone()))
             .col_expr(session::Column::UserId, Expr::value(s.user))
@@ -106,8 +177,10 @@ impl Store {
             .exec(&self.write)
             .await?;
         if res.rows_affected == 0 {
+            self.uncache_sessions(Pending::Remove(s.uuid));
             return Err(StoreError::NotFound);
         }
+        self.cache_session(s);
         Ok(())
     }
 
@@ -116,6 +189,7 @@ impl Store {
             .filter(session::Column::Uuid.eq(uuid))
             .exec(&self.write)
             .await?;
+        self.uncache_sessions(Pending::Remove(uuid));
         Ok(())
     }
 
@@ -129,7 +203,9 @@ impl Store {
         if let Some(k) = keep {
             q = q.filter(session::Column::Uuid.ne(k));
         }
-        Ok(q.exec(&self.write).await?.rows_affected)
+        let n = q.exec(&self.write).await?.rows_affected;
+        self.uncache_sessions(Pending::RemoveUser(user, keep));
+        Ok(n)
     }
 
     /// The live sessions of `user`, newest first.
@@ -146,13 +222,19 @@ impl Store {
             .collect())
     }
 
+    /// Deletes the sessions that expired (those kept in memory too); returns how many.
     pub async fn delete_expired_sessions(&self) -> Result<u64, StoreError> {
         let now = self.clock.now();
-        Ok(session::Entity::delete_many()
+        let stored = session::Entity::delete_many()
             .filter(session::Column::Expires.lte(now))
             .exec(&self.write)
             .await?
-            .rows_affected)
+            .rows_affected;
+        let in_memory = self
+            .session_cache
+            .as_ref()
+            .map_or(0, |c| c.purge_expired(now));
+        Ok(stored + in_memory)
     }
 
     /// The user's live consent to the application, if any.

@@ -91,6 +91,9 @@ pub(crate) async fn groups_of<C: ConnectionTrait>(
         .filter(group_user::Column::UserId.is_in(user_ids.iter().copied()))
         .all(db)
         .await?;
+    if links.is_empty() {
+        return Ok(out);
+    }
     let group_ids: Vec<i32> = links.iter().map(|l| l.group_id).collect();
     let groups: HashMap<i32, group::Model> = group::Entity::find()
         .filter(group::Column::Id.is_in(group_ids))
@@ -112,6 +115,43 @@ pub(crate) async fn groups_of<C: ConnectionTrait>(
         v.0.sort_by(|a, b| a.name.cmp(&b.name));
     }
     Ok(out)
+}
+
+/// User `pk` with its direct groups, in one query (the memberships joined in); the group tree
+/// above them costs a query only when those groups have parents.
+async fn load_by_id<C: ConnectionTrait>(db: &C, pk: i32) -> Result<UserWithGroups, StoreError> {
+    use sea_orm::{JoinType, RelationDef};
+    let membership: RelationDef = group_user::Entity::belongs_to(user::Entity)
+        .from(group_user::Column::UserId)
+        .to(user::Column::Id)
+        .into();
+    let to_group: RelationDef = group_user::Entity::belongs_to(group::Entity)
+        .from(group_user::Column::GroupId)
+        .to(group::Column::Id)
+        .into();
+    let rows = user::Entity::find_by_id(pk)
+        .join_rev(JoinType::LeftJoin, membership)
+        .join(JoinType::LeftJoin, to_group)
+        .select_also(group::Entity)
+        .all(db)
+        .await?;
+    let mut rows = rows.into_iter();
+    let Some((m, first)) = rows.next() else {
+        return Err(StoreError::NotFound);
+    };
+    let models: Vec<group::Model> = first
+        .into_iter()
+        .chain(rows.filter_map(|(_, g)| g))
+        .collect();
+    let parents = crate::groups::parent_uuids(db, models.iter()).await?;
+    let superuser = crate::groups::superuser_groups(db, models.iter()).await?;
+    let is_superuser = models.iter().any(|g| superuser.contains(&g.id));
+    let mut groups: Vec<Group> = models
+        .into_iter()
+        .map(|g| group_to_domain(g, &parents))
+        .collect();
+    groups.sort_by(|a, b| a.name.cmp(&b.name));
+    to_domain(m, (groups, is_superuser))
 }
 
 async fn load<C: ConnectionTrait>(db: &C, m: user::Model) -> Result<UserWithGroups, StoreError> {
@@ -205,11 +245,7 @@ impl Store {
     }
 
     pub async fn find_user(&self, pk: i32) -> Result<UserWithGroups, StoreError> {
-        let m = user::Entity::find_by_id(pk)
-            .one(&self.read)
-            .await?
-            .ok_or(StoreError::NotFound)?;
-        load(&self.read, m).await
+        load_by_id(&self.read, pk).await
     }
 
     pub async fn find_user_by_username(
@@ -422,6 +458,8 @@ impl Store {
         user::Entity::delete_by_id(pk).exec(&txn).await?;
         record(&txn, self, actor, user_event(EventAction::ModelDeleted, &m)).await?;
         txn.commit().await?;
+        // Its sessions went with it (foreign key).
+        self.uncache_sessions(crate::session_cache::Pending::RemoveUser(pk, None));
         Ok(())
     }
 
@@ -484,13 +522,17 @@ impl Store {
     }
 
     pub async fn touch_last_login(&self, pk: i32) -> Result<(), StoreError> {
-        let m = user::Entity::find_by_id(pk)
-            .one(&self.write)
-            .await?
-            .ok_or(StoreError::NotFound)?;
-        let mut am = m.into_active_model();
-        am.last_login = Set(Some(self.clock.now()));
-        am.update(&self.write).await?;
+        let res = user::Entity::update_many()
+            .col_expr(
+                user::Column::LastLogin,
+                sea_orm::sea_query::Expr::value(Some(self.clock.now())),
+            )
+            .filter(user::Column::Id.eq(pk))
+            .exec(&self.write)
+            .await?;
+        if res.rows_affected == 0 {
+            return Err(StoreError::NotFound);
+        }
         Ok(())
     }
 }

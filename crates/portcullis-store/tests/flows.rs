@@ -2089,7 +2089,11 @@ async fn sessions_find_save_and_delete(b: Backend) {
     // Key hashes are unique.
     assert_conflict(
         store
-            .create_session(session("hash-1", None, t0() + Duration::hours(1)))
+            .create_session(session(
+                "hash-1",
+                Some(bob.user.pk),
+                t0() + Duration::hours(1),
+            ))
             .await,
         "key_hash",
     );
@@ -2202,6 +2206,13 @@ async fn session_expiry_is_exact_below_a_second(b: Backend) {
     let ms = Duration::milliseconds;
     let clock = FixedClock::new(t0() + ms(500));
     let (store, _db) = test_store_with_clock(b, Arc::new(clock.clone())).await;
+    // Logged-in sessions: those are stored, so the database's comparison is what is tested.
+    let u = store
+        .create_user(NewUser::named("alice"), &actor())
+        .await
+        .unwrap()
+        .user
+        .pk;
     for (key, expires) in [
         ("whole-before", t0()),
         ("frac-before", t0() + ms(100)),
@@ -2212,7 +2223,7 @@ async fn session_expiry_is_exact_below_a_second(b: Backend) {
         ("whole-after", t0() + Duration::seconds(1)),
     ] {
         store
-            .create_session(session(key, None, expires))
+            .create_session(session(key, Some(u), expires))
             .await
             .unwrap();
     }
@@ -2240,6 +2251,12 @@ async fn session_expiry_is_exact_below_a_second(b: Backend) {
 async fn expired_sessions_are_deleted(b: Backend) {
     let clock = FixedClock::new(t0());
     let (store, _db) = test_store_with_clock(b, Arc::new(clock.clone())).await;
+    let u = store
+        .create_user(NewUser::named("alice"), &actor())
+        .await
+        .unwrap()
+        .user
+        .pk;
     for (key, expires) in [
         ("past-1", t0() - Duration::days(1)),
         ("past-2", t0() - Duration::seconds(1)),
@@ -2248,7 +2265,7 @@ async fn expired_sessions_are_deleted(b: Backend) {
         ("later", t0() + Duration::hours(1)),
     ] {
         store
-            .create_session(session(key, None, expires))
+            .create_session(session(key, Some(u), expires))
             .await
             .unwrap();
     }
@@ -2263,6 +2280,93 @@ async fn expired_sessions_are_deleted(b: Backend) {
     clock.advance(Duration::hours(1));
     assert_eq!(store.delete_expired_sessions().await.unwrap(), 1);
     assert!(rows(&store, "session").await.is_empty());
+}
+
+/// Anonymous sessions (a login in progress) stay in memory where the store caches sessions
+/// (SQLite), and are written when they log in; on PostgreSQL, where other processes may
+/// continue the flow, they are stored at once. Either way the store answers the same.
+async fn anonymous_sessions_are_written_when_they_log_in(b: Backend) {
+    let clock = FixedClock::new(t0());
+    let (store, _db) = test_store_with_clock(b, Arc::new(clock.clone())).await;
+    let u = store
+        .create_user(NewUser::named("alice"), &actor())
+        .await
+        .unwrap()
+        .user
+        .pk;
+    let in_memory = b == Backend::Sqlite;
+    let mut anon = store
+        .create_session(session("anon-1", None, t0() + Duration::days(1)))
+        .await
+        .unwrap();
+    assert_eq!(rows(&store, "session").await.len(), usize::from(!in_memory));
+    assert_eq!(
+        store.find_session("anon-1").await.unwrap(),
+        Some(anon.clone())
+    );
+
+    // A flow step saves its plan: found again with it.
+    anon.data = json!({"flows": {"login": {"stage": 1}}});
+    store.save_session(&anon).await.unwrap();
+    assert_eq!(
+        store.find_session("anon-1").await.unwrap(),
+        Some(anon.clone())
+    );
+    assert_eq!(rows(&store, "session").await.len(), usize::from(!in_memory));
+
+    // The login (a new key, the user) writes it, in a unit of work like the login stage's.
+    let mut logged_in = anon.clone();
+    logged_in.key_hash = "user-1".into();
+    logged_in.user = Some(u);
+    let unit = store.begin_unit().await.unwrap();
+    unit.store().save_session(&logged_in).await.unwrap();
+    // Not visible to others before the commit.
+    assert_eq!(store.find_session("user-1").await.unwrap(), None);
+    unit.commit_without_invalidating().await.unwrap();
+    assert_eq!(store.find_session("anon-1").await.unwrap(), None, "old key");
+    assert_eq!(
+        store.find_session("user-1").await.unwrap(),
+        Some(logged_in.clone())
+    );
+    let stored = rows(&store, "session").await;
+    assert_eq!(stored.len(), 1);
+    assert_eq!(stored[0]["uuid"], json!(anon.uuid.to_string()));
+    assert_eq!(
+        store.list_user_sessions(u).await.unwrap(),
+        [logged_in.clone()]
+    );
+
+    // A login that rolls back leaves the anonymous session as it was.
+    let anon2 = store
+        .create_session(session("anon-2", None, t0() + Duration::days(1)))
+        .await
+        .unwrap();
+    let unit = store.begin_unit().await.unwrap();
+    unit.store()
+        .save_session(&Session {
+            key_hash: "user-2".into(),
+            user: Some(u),
+            ..anon2.clone()
+        })
+        .await
+        .unwrap();
+    unit.rollback().await.unwrap();
+    assert_eq!(
+        store.find_session("anon-2").await.unwrap(),
+        Some(anon2.clone())
+    );
+    assert_eq!(store.find_session("user-2").await.unwrap(), None);
+
+    // Deleted and expired anonymous sessions are gone.
+    store.delete_session(anon2.uuid).await.unwrap();
+    assert_eq!(store.find_session("anon-2").await.unwrap(), None);
+    store
+        .create_session(session("anon-3", None, t0() + Duration::hours(1)))
+        .await
+        .unwrap();
+    clock.advance(Duration::hours(1));
+    assert_eq!(store.find_session("anon-3").await.unwrap(), None);
+    assert_eq!(store.delete_expired_sessions().await.unwrap(), 1);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -2685,6 +2789,7 @@ both_backends!(
     sessions_find_save_and_delete,
     expired_sessions_are_deleted,
     session_expiry_is_exact_below_a_second,
+    anonymous_sessions_are_written_when_they_log_in,
     consents_save_and_expire,
     concurrent_consent_saves_all_succeed,
     reputation_accumulates_and_filters,

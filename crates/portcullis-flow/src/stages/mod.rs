@@ -51,6 +51,32 @@ pub struct StageCx<'a> {
     pub plan: &'a mut FlowPlan,
     pub session: &'a mut SessionState,
     pub request: &'a FlowRequest,
+    pub users: &'a UserMemo,
+}
+
+/// The pending user as loaded earlier in this request: stages, policies and events all ask
+/// for it, and one load serves them (until something changes, e.g. user_write saves it).
+#[derive(Debug, Default)]
+pub struct UserMemo(std::sync::Mutex<Option<(u64, UserWithGroups)>>);
+
+impl UserMemo {
+    /// User `pk` with groups, from the memo when this process changed nothing since.
+    pub async fn get(
+        &self,
+        store: &portcullis_store::Store,
+        pk: i32,
+    ) -> Result<UserWithGroups, StoreError> {
+        let generation = store.changes();
+        if let Some((g, u)) = &*self.0.lock().unwrap_or_else(|e| e.into_inner())
+            && *g == generation
+            && u.user.pk == pk
+        {
+            return Ok(u.clone());
+        }
+        let u = store.find_user(pk).await?;
+        *self.0.lock().unwrap_or_else(|e| e.into_inner()) = Some((generation, u.clone()));
+        Ok(u)
+    }
 }
 
 impl StageCx<'_> {
@@ -82,7 +108,7 @@ impl StageCx<'_> {
         let Some(pk) = self.plan.pending_user() else {
             return Ok(None);
         };
-        match self.svc.store.find_user(pk).await {
+        match self.users.get(&self.svc.store, pk).await {
             Ok(u) => Ok(Some(u)),
             Err(StoreError::NotFound) => Ok(None),
             Err(e) => Err(e),

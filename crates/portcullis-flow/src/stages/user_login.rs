@@ -12,6 +12,7 @@ use serde_json::{Map, Value, json};
 use super::{StageCx, StageView, Step};
 use crate::context;
 use crate::error::{ConfigError, FlowError};
+use crate::session::LoginRecord;
 
 fn zero() -> String {
     "seconds=0".into()
@@ -82,7 +83,6 @@ impl StageView for UserLogin {
             let keep = cx.session.session().map(|s| s.uuid);
             store.delete_user_sessions(user.user.pk, keep).await?;
         }
-        store.touch_last_login(user.user.pk).await?;
         let ip = cx
             .request
             .http
@@ -96,9 +96,6 @@ impl StageView for UserLogin {
             .and_then(Value::as_str)
             .unwrap_or(&user.user.username)
             .to_owned();
-        store
-            .add_reputation(&identifier, &ip, portcullis_policy::reputation::LOGIN_DELTA)
-            .await?;
         let method = cx
             .plan
             .context
@@ -106,20 +103,23 @@ impl StageView for UserLogin {
             .cloned()
             .unwrap_or_else(|| json!("password"));
         let actor = cx.actor().await;
-        store
-            .record_event(
-                &actor,
-                NewEvent {
-                    action: EventAction::Login,
-                    app: "authentik.events.signals".into(),
-                    context: json!({
-                        "auth_method": method,
-                        "auth_method_args": {},
-                        "flow": {"pk": cx.flow.uuid.to_string(), "slug": cx.flow.slug},
-                    }),
-                },
-            )
-            .await?;
+        // Written with the session, in one transaction (see SessionState::save).
+        cx.session.record_login(LoginRecord {
+            user: user.user.pk,
+            identifier,
+            ip,
+            reputation_delta: portcullis_policy::reputation::LOGIN_DELTA,
+            actor,
+            event: NewEvent {
+                action: EventAction::Login,
+                app: "authentik.events.signals".into(),
+                context: json!({
+                    "auth_method": method,
+                    "auth_method_args": {},
+                    "flow": {"pk": cx.flow.uuid.to_string(), "slug": cx.flow.slug},
+                }),
+            },
+        });
         Ok(Step::Next)
     }
 

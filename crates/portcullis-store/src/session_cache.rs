@@ -1,0 +1,219 @@
+//! The in-process session cache: a request with a session cookie finds its session without a
+//! database round-trip.
+//!
+//! Used only where this process is the database's only writer of sessions (SQLite: one host,
+//! one `portcullis serve`). The cache is written through: every session this process creates,
+//! saves or deletes updates it, so a logout or a key rotation is seen at once. Two maps keep it
+//! simple to get right: `by_uuid` holds the sessions, `by_key` only points a key hash at a uuid,
+//! and a hit counts only when the session found still has that key hash (a rotated key misses
+//! and the database, which no longer knows it, answers). Entries live at most [`TTL`], which
+//! bounds how long a change made by another process (a CLI command on the same database) can
+//! go unseen, and the cache holds at most [`CAPACITY`] sessions.
+//!
+//! Changes made inside a unit of work reach the cache only after the unit commits (see
+//! `UnitOfWork`): until then the entry is removed, so nobody reads a change that may yet roll
+//! back.
+//!
+//! Anonymous sessions (a flow in progress, nobody logged in yet) are kept here only, never
+//! written to the database: they are disposable (a person whose half-done login is lost to a
+//! restart starts it again), and a login then costs one commit to disk instead of one per step.
+//! Keycloak keeps its authentication sessions the same way. At most [`VOLATILE_CAPACITY`] are
+//! kept, each until [`VOLATILE_IDLE`] without use; when one logs in, the store writes it to the
+//! database and it leaves this map.
+
+use std::time::Duration;
+
+use moka::sync::Cache;
+use portcullis_core::Session;
+use uuid::Uuid;
+
+/// How long a cached session may be served without reading the database again.
+pub(crate) const TTL: Duration = Duration::from_secs(30);
+/// Most sessions kept in memory (least recently used ones go first).
+pub(crate) const CAPACITY: u64 = 50_000;
+/// Most anonymous sessions kept (least recently used ones are forgotten first: their flows
+/// start again).
+pub(crate) const VOLATILE_CAPACITY: u64 = 20_000;
+/// How long an anonymous session is kept without use (Keycloak's login timeout is 30 minutes).
+pub(crate) const VOLATILE_IDLE: Duration = Duration::from_secs(2 * 3600);
+
+/// A change made inside a unit of work, applied to the cache once the unit commits. Only
+/// removals: the next read after the commit loads the committed row.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Pending {
+    Remove(Uuid),
+    RemoveUser(i32, Option<Uuid>),
+}
+
+#[derive(Debug)]
+pub(crate) struct SessionCache {
+    /// Sessions that are in the database (a copy).
+    by_uuid: Cache<Uuid, Session>,
+    /// Anonymous sessions, kept here only.
+    volatile: Cache<Uuid, Session>,
+    by_key: Cache<String, Uuid>,
+}
+
+impl SessionCache {
+    pub(crate) fn new() -> Self {
+        Self {
+            by_uuid: Cache::builder()
+                .max_capacity(CAPACITY)
+                .time_to_live(TTL)
+                .build(),
+            volatile: Cache::builder()
+                .max_capacity(VOLATILE_CAPACITY)
+                .time_to_idle(VOLATILE_IDLE)
+                .build(),
+            by_key: Cache::builder()
+                .max_capacity(CAPACITY + VOLATILE_CAPACITY)
+                .time_to_idle(VOLATILE_IDLE)
+                .build(),
+        }
+    }
+
+    /// The session with this key hash (expiry is the caller's to check): an anonymous one kept
+    /// here, or a cached copy of a stored one.
+    pub(crate) fn get(&self, key_hash: &str) -> Option<Session> {
+        let uuid = self.by_key.get(key_hash)?;
+        self.volatile
+            .get(&uuid)
+            .or_else(|| self.by_uuid.get(&uuid))
+            .filter(|s| s.key_hash == key_hash)
+    }
+
+    /// Keeps an anonymous session (here only).
+    pub(crate) fn put_volatile(&self, s: &Session) {
+        self.by_key.insert(s.key_hash.clone(), s.uuid);
+        self.volatile.insert(s.uuid, s.clone());
+    }
+
+    /// Whether `uuid` is an anonymous session kept here only.
+    pub(crate) fn is_volatile(&self, uuid: Uuid) -> bool {
+        self.volatile.contains_key(&uuid)
+    }
+
+    pub(crate) fn put(&self, s: &Session) {
+        self.by_key.insert(s.key_hash.clone(), s.uuid);
+        self.by_uuid.insert(s.uuid, s.clone());
+    }
+
+    pub(crate) fn remove(&self, uuid: Uuid) {
+        self.by_uuid.invalidate(&uuid);
+        self.volatile.invalidate(&uuid);
+    }
+
+    /// Forgets every session of `user` except `keep`.
+    pub(crate) fn remove_user(&self, user: i32, keep: Option<Uuid>) {
+        let doomed: Vec<Uuid> = self
+            .by_uuid
+            .iter()
+            .filter(|(uuid, s)| s.user == Some(user) && Some(**uuid) != keep)
+            .map(|(uuid, _)| *uuid)
+            .collect();
+        for uuid in doomed {
+            self.by_uuid.invalidate(&uuid);
+        }
+    }
+
+    /// Forgets the anonymous sessions that expired at `now`; returns how many.
+    pub(crate) fn purge_expired(&self, now: chrono::DateTime<chrono::Utc>) -> u64 {
+        let expired: Vec<Uuid> = self
+            .volatile
+            .iter()
+            .filter(|(_, s)| s.expires <= now)
+            .map(|(uuid, _)| *uuid)
+            .collect();
+        for uuid in &expired {
+            self.volatile.invalidate(uuid);
+        }
+        expired.len() as u64
+    }
+
+    pub(crate) fn apply(&self, pending: Vec<Pending>) {
+        for p in pending {
+            match p {
+                Pending::Remove(uuid) => self.remove(uuid),
+                Pending::RemoveUser(user, keep) => self.remove_user(user, keep),
+            }
+        }
+    }
+
+    #[cfg(test)]
+    pub(crate) fn clear(&self) {
+        self.by_uuid.invalidate_all();
+        self.volatile.invalidate_all();
+        self.by_key.invalidate_all();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use chrono::{TimeZone, Utc};
+    use serde_json::json;
+
+    fn session(key: &str, user: Option<i32>) -> Session {
+        let now = Utc.with_ymd_and_hms(2030, 1, 1, 0, 0, 0).unwrap();
+        Session {
+            uuid: Uuid::new_v4(),
+            key_hash: key.into(),
+            user,
+            created: now,
+            expires: now,
+            last_used: now,
+            last_ip: String::new(),
+            last_user_agent: String::new(),
+            csrf_token: "t".into(),
+            data: json!({}),
+        }
+    }
+
+    #[test]
+    fn a_rotated_key_misses() {
+        let c = SessionCache::new();
+        let mut s = session("k1", None);
+        c.put(&s);
+        assert_eq!(c.get("k1").unwrap().uuid, s.uuid);
+        s.key_hash = "k2".into();
+        c.put(&s);
+        assert!(
+            c.get("k1").is_none(),
+            "the old key must not find the session"
+        );
+        assert_eq!(c.get("k2").unwrap().uuid, s.uuid);
+    }
+
+    #[test]
+    fn anonymous_sessions_are_kept_until_removed() {
+        let c = SessionCache::new();
+        let s = session("v", None);
+        c.put_volatile(&s);
+        assert!(c.is_volatile(s.uuid));
+        assert_eq!(c.get("v").unwrap().uuid, s.uuid);
+        c.remove(s.uuid);
+        assert!(!c.is_volatile(s.uuid));
+        assert!(c.get("v").is_none());
+    }
+
+    #[test]
+    fn removal_by_uuid_and_by_user() {
+        let c = SessionCache::new();
+        let a = session("a", Some(1));
+        let b = session("b", Some(1));
+        let other = session("o", Some(2));
+        for s in [&a, &b, &other] {
+            c.put(s);
+        }
+        c.remove(a.uuid);
+        assert!(c.get("a").is_none());
+        c.remove_user(1, Some(b.uuid));
+        assert!(c.get("b").is_some(), "kept");
+        c.remove_user(1, None);
+        assert!(c.get("b").is_none());
+        assert!(c.get("o").is_some(), "another user's session stays");
+        c.clear();
+        assert!(c.get("o").is_none());
+    }
+}
