@@ -379,16 +379,84 @@ async fn pool_hashes_and_verifies() {
 
 #[tokio::test]
 async fn pool_bounds_concurrency() {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    for limit in [1, 3] {
+        let hasher = PasswordHasher::new(limit);
+        assert_eq!(hasher.concurrency(), limit);
+        let running = Arc::new(AtomicUsize::new(0));
+        let most = Arc::new(AtomicUsize::new(0));
+        let jobs: Vec<_> = (0..8)
+            .map(|_| {
+                let (running, most, h) = (running.clone(), most.clone(), hasher.clone());
+                tokio::spawn(async move {
+                    h.run(move || {
+                        let now = running.fetch_add(1, Ordering::SeqCst) + 1;
+                        most.fetch_max(now, Ordering::SeqCst);
+                        std::thread::sleep(std::time::Duration::from_millis(20));
+                        running.fetch_sub(1, Ordering::SeqCst);
+                        std::thread::current().name().map(str::to_owned)
+                    })
+                    .await
+                })
+            })
+            .collect();
+        let mut names = Vec::new();
+        for j in jobs {
+            names.push(j.await.unwrap());
+        }
+        assert_eq!(
+            most.load(Ordering::SeqCst),
+            limit,
+            "at most {limit} at once, and used"
+        );
+        for n in names {
+            assert!(n.unwrap().unwrap().starts_with("portcullis-hash-"));
+        }
+    }
     let hasher = PasswordHasher::new(1);
-    assert_eq!(hasher.permits.available_permits(), 1);
     let a = hasher.verify(PBKDF2_SHA1.to_owned(), "legacy".to_owned());
     let b = hasher.verify(PBKDF2_SHA1.to_owned(), "legacy".to_owned());
     let (a, b) = tokio::join!(a, b);
     assert!(a.valid && b.valid);
-    assert_eq!(hasher.permits.available_permits(), 1);
     // Zero is raised to one rather than deadlocking.
-    assert_eq!(PasswordHasher::new(0).permits.available_permits(), 1);
-    assert!(PasswordHasher::default().permits.available_permits() >= 1);
+    assert_eq!(PasswordHasher::new(0).concurrency(), 1);
+    assert!(PasswordHasher::default().concurrency() >= 1);
+}
+
+#[tokio::test]
+#[allow(clippy::panic)]
+async fn a_panicking_hash_fails_alone() {
+    let hasher = PasswordHasher::new(1);
+    let r: Result<(), CryptoError> = hasher.run(|| panic!("boom")).await;
+    assert!(matches!(r, Err(CryptoError::Task(_))), "{r:?}");
+    // The thread survived: the next hash runs.
+    assert_eq!(hasher.run(|| 7).await.unwrap(), 7);
+}
+
+#[tokio::test]
+async fn a_hash_nobody_waits_for_is_skipped() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let hasher = PasswordHasher::new(1);
+    let (release, gate) = std::sync::mpsc::channel::<()>();
+    // Occupy the only thread, queue a job, drop its caller, then free the thread.
+    let busy = tokio::spawn({
+        let h = hasher.clone();
+        async move { h.run(move || gate.recv().ok()).await }
+    });
+    tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    let ran = Arc::new(AtomicBool::new(false));
+    let queued = {
+        let ran = ran.clone();
+        let h = hasher.clone();
+        tokio::spawn(async move { h.run(move || ran.store(true, Ordering::SeqCst)).await })
+    };
+    tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    queued.abort();
+    let _ = queued.await;
+    release.send(()).unwrap();
+    busy.await.unwrap().unwrap();
+    hasher.run(|| ()).await.unwrap();
+    assert!(!ran.load(Ordering::SeqCst), "the abandoned hash ran");
 }
 
 #[tokio::test]
