@@ -21,6 +21,7 @@
 //! kept, each until [`VOLATILE_IDLE`] without use; when one logs in, the store writes it to the
 //! database and it leaves this map.
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use moka::sync::Cache;
@@ -47,6 +48,10 @@ pub(crate) enum Pending {
 
 #[derive(Debug)]
 pub(crate) struct SessionCache {
+    /// Counts removals. A copy read from the database is kept only if no removal happened
+    /// while it was read: otherwise a request that read a session just before a logout could
+    /// put it back in the cache after the logout removed it.
+    removals: AtomicU64,
     /// Sessions that are in the database (a copy).
     by_uuid: Cache<Uuid, Session>,
     /// Anonymous sessions, kept here only.
@@ -57,6 +62,7 @@ pub(crate) struct SessionCache {
 impl SessionCache {
     pub(crate) fn new() -> Self {
         Self {
+            removals: AtomicU64::new(0),
             by_uuid: Cache::builder()
                 .max_capacity(CAPACITY)
                 .time_to_live(TTL)
@@ -93,18 +99,55 @@ impl SessionCache {
         self.volatile.contains_key(&uuid)
     }
 
-    pub(crate) fn put(&self, s: &Session) {
+    /// Caches what this process just wrote to the database (it may have been kept in memory
+    /// only until now), unless a removal happened since `seen` (read before the write): a save
+    /// racing a logout must not bring the session back.
+    pub(crate) fn put(&self, s: &Session, seen: u64) {
+        self.volatile.invalidate(&s.uuid);
+        if self.removals() != seen {
+            self.by_uuid.invalidate(&s.uuid);
+            return;
+        }
         self.by_key.insert(s.key_hash.clone(), s.uuid);
         self.by_uuid.insert(s.uuid, s.clone());
+        if self.removals() != seen {
+            self.by_uuid.invalidate(&s.uuid);
+        }
+    }
+
+    /// The removal count, to pass to [`SessionCache::fill`] after reading the database.
+    pub(crate) fn removals(&self) -> u64 {
+        self.removals.load(Ordering::SeqCst)
+    }
+
+    /// Caches a session read from the database, unless a removal happened since `seen` (see
+    /// `removals`) or a writer cached a newer copy meanwhile.
+    pub(crate) fn fill(&self, s: &Session, seen: u64) {
+        if self.removals() != seen {
+            return;
+        }
+        self.by_key.insert(s.key_hash.clone(), s.uuid);
+        self.by_uuid.entry(s.uuid).or_insert_with(|| s.clone());
+        // A removal between the check and the insert: undo. (Removers count first and remove
+        // second, so either this sees their count or they remove what was inserted.)
+        if self.removals() != seen {
+            self.by_uuid.invalidate(&s.uuid);
+        }
+    }
+
+    fn removing(&self) {
+        self.removals.fetch_add(1, Ordering::SeqCst);
     }
 
     pub(crate) fn remove(&self, uuid: Uuid) {
+        self.removing();
         self.by_uuid.invalidate(&uuid);
         self.volatile.invalidate(&uuid);
     }
 
     /// Forgets every session of `user` except `keep`.
     pub(crate) fn remove_user(&self, user: i32, keep: Option<Uuid>) {
+        self.removing();
         let doomed: Vec<Uuid> = self
             .by_uuid
             .iter()
@@ -141,6 +184,7 @@ impl SessionCache {
 
     #[cfg(test)]
     pub(crate) fn clear(&self) {
+        self.removing();
         self.by_uuid.invalidate_all();
         self.volatile.invalidate_all();
         self.by_key.invalidate_all();
@@ -174,15 +218,55 @@ mod tests {
     fn a_rotated_key_misses() {
         let c = SessionCache::new();
         let mut s = session("k1", None);
-        c.put(&s);
+        c.put(&s, c.removals());
         assert_eq!(c.get("k1").unwrap().uuid, s.uuid);
         s.key_hash = "k2".into();
-        c.put(&s);
+        c.put(&s, c.removals());
         assert!(
             c.get("k1").is_none(),
             "the old key must not find the session"
         );
         assert_eq!(c.get("k2").unwrap().uuid, s.uuid);
+    }
+
+    #[test]
+    fn a_copy_read_before_a_removal_is_not_cached() {
+        let c = SessionCache::new();
+        let s = session("k", Some(1));
+        // Read from the database, then a logout removes the session, then the reader fills.
+        let seen = c.removals();
+        c.remove(s.uuid);
+        c.fill(&s, seen);
+        assert!(c.get("k").is_none(), "a logged-out session came back");
+        // Without a removal in between, the copy is cached.
+        let seen = c.removals();
+        c.fill(&s, seen);
+        assert_eq!(c.get("k").unwrap().uuid, s.uuid);
+    }
+
+    #[test]
+    fn a_save_racing_a_logout_does_not_bring_the_session_back() {
+        let c = SessionCache::new();
+        let s = session("k", Some(1));
+        c.put(&s, c.removals());
+        // The save's write reached the database before the logout's delete; its cache update
+        // comes after the logout's removal.
+        let seen = c.removals();
+        c.remove(s.uuid);
+        c.put(&s, seen);
+        assert!(c.get("k").is_none(), "a logged-out session came back");
+    }
+
+    #[test]
+    fn a_fill_does_not_replace_what_a_writer_cached() {
+        let c = SessionCache::new();
+        let old = session("k", None);
+        let mut new = old.clone();
+        new.data = json!({"flows": {"f": 2}});
+        let seen = c.removals();
+        c.put(&new, c.removals());
+        c.fill(&old, seen);
+        assert_eq!(c.get("k").unwrap().data, new.data);
     }
 
     #[test]
@@ -204,7 +288,7 @@ mod tests {
         let b = session("b", Some(1));
         let other = session("o", Some(2));
         for s in [&a, &b, &other] {
-            c.put(s);
+            c.put(s, c.removals());
         }
         c.remove(a.uuid);
         assert!(c.get("a").is_none());

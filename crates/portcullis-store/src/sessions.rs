@@ -51,17 +51,19 @@ pub struct ReputationRow {
 }
 
 impl Store {
+    /// The session cache's removal count before a write (see `SessionCache::put`).
+    fn removals(&self) -> u64 {
+        self.session_cache.as_ref().map_or(0, |c| c.removals())
+    }
+
     /// A session was written: cached as written outside a unit of work; inside one, forgotten
     /// once the unit commits (the next read loads the committed row).
-    fn cache_session(&self, s: &Session) {
+    fn cache_session(&self, s: &Session, seen: u64) {
         let Some(cache) = &self.session_cache else {
             return;
         };
         match &self.unit_sessions {
-            None => {
-                cache.remove(s.uuid);
-                cache.put(s);
-            }
+            None => cache.put(s, seen),
             Some(pending) => pending
                 .lock()
                 .unwrap_or_else(|e| e.into_inner())
@@ -97,8 +99,9 @@ impl Store {
             cache.put_volatile(&s);
             return Ok(s);
         }
+        let seen = self.removals();
         let s = self.insert_session_row(s).await?;
-        self.cache_session(&s);
+        self.cache_session(&s, seen);
         Ok(s)
     }
 
@@ -131,14 +134,15 @@ impl Store {
         if let Some(s) = cache.and_then(|c| c.get(key_hash)) {
             return Ok((s.expires > now).then_some(s));
         }
+        let seen = cache.map(|c| c.removals());
         let s = session::Entity::find()
             .filter(session::Column::KeyHash.eq(key_hash))
             .filter(session::Column::Expires.gt(now))
             .one(&self.read)
             .await?
             .map(session_to_domain);
-        if let (Some(cache), Some(s)) = (cache, &s) {
-            cache.put(s);
+        if let (Some(cache), Some(s), Some(seen)) = (cache, &s, seen) {
+            cache.fill(s, seen);
         }
         Ok(s)
     }
@@ -153,11 +157,13 @@ impl Store {
                 cache.put_volatile(s);
             } else {
                 // Logged in: from now on the session is stored.
+                let seen = self.removals();
                 self.insert_session_row(s.clone()).await?;
-                self.cache_session(s);
+                self.cache_session(s, seen);
             }
             return Ok(());
         }
+        let seen = self.removals();
         let res = session::Entity::update_many()
             .col_expr(session::Column::KeyHash, Expr::value(s.key_hash.clone()))
             .col_expr(session::Column::UserId, Expr::value(s.user))
@@ -180,7 +186,7 @@ impl Store {
             self.uncache_sessions(Pending::Remove(s.uuid));
             return Err(StoreError::NotFound);
         }
-        self.cache_session(s);
+        self.cache_session(s, seen);
         Ok(())
     }
 
