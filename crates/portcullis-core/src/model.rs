@@ -327,6 +327,20 @@ pub struct Brand {
     pub branding_default_flow_background: String,
     pub web_certificate: Option<Uuid>,
     pub attributes: Value,
+    #[serde(default)]
+    pub flows: BrandFlows,
+}
+
+/// The flows a brand names (authentik's `flow_*` fields); `None` means the default flow of that
+/// designation.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BrandFlows {
+    pub authentication: Option<Uuid>,
+    pub invalidation: Option<Uuid>,
+    pub recovery: Option<Uuid>,
+    pub unenrollment: Option<Uuid>,
+    pub user_settings: Option<Uuid>,
+    pub device_code: Option<Uuid>,
 }
 
 impl Brand {
@@ -344,6 +358,7 @@ impl Brand {
                 .to_owned(),
             web_certificate: None,
             attributes: Value::Object(Default::default()),
+            flows: BrandFlows::default(),
         }
     }
 

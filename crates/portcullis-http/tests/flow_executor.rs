@@ -1005,7 +1005,105 @@ async fn identification_links_to_enrollment_and_recovery(b: Backend) {
     assert!(r.body.get("recovery_url").is_none(), "{:?}", r.body);
 }
 
+/// A brand names its flows: `/` on its host goes to the brand's authentication flow; unknown
+/// flows are refused; deleting the flow makes the brand fall back to the default one.
+async fn brands_choose_their_flows(b: Backend) {
+    let app = TestApp::spawn(b).await;
+    let default = login_flow(&app).await;
+    let other = app
+        .state
+        .store
+        .create_flow(
+            Flow::new("Partners", "partner-login", FlowDesignation::Authentication),
+            &Actor::system(),
+        )
+        .await
+        .unwrap();
+    let token = app.admin_token.clone();
+    let api = |method: reqwest::Method, path: &str, body: Value| {
+        app.request(method, path, Some(&token)).json(&body).send()
+    };
+    // An unknown flow is refused, and nothing is stored.
+    let before = app.snapshot().await;
+    let r = api(
+        reqwest::Method::POST,
+        "/api/v3/core/brands/",
+        json!({"domain": "partners.example.test", "flow_authentication": Uuid::new_v4()}),
+    )
+    .await
+    .unwrap();
+    assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+    let body: Value = r.json().await.unwrap();
+    assert_eq!(
+        body["flow_authentication"][0],
+        "Invalid pk - object does not exist."
+    );
+    assert_eq!(app.snapshot().await, before);
+
+    let r = api(
+        reqwest::Method::POST,
+        "/api/v3/core/brands/",
+        json!({"domain": "partners.example.test", "flow_authentication": other.uuid,
+               "flow_invalidation": null}),
+    )
+    .await
+    .unwrap();
+    assert_eq!(r.status(), StatusCode::CREATED);
+    let brand: Value = r.json().await.unwrap();
+    assert_eq!(brand["flow_authentication"], json!(other.uuid));
+    assert_eq!(brand["flow_invalidation"], Value::Null);
+
+    let location = |r: reqwest::Response| {
+        r.headers()
+            .get("location")
+            .map(|v| v.to_str().unwrap().to_owned())
+    };
+    // The first hop only (the test client follows redirects).
+    let no_follow = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let first_hop = |host: &'static str| {
+        no_follow
+            .get(format!("{}/", app.url))
+            .header("host", host)
+            .send()
+    };
+    assert_eq!(
+        location(first_hop("sso.partners.example.test").await.unwrap()).as_deref(),
+        Some("/if/flow/partner-login/")
+    );
+    assert_eq!(
+        location(first_hop("other.example.test").await.unwrap()).as_deref(),
+        Some(format!("/if/flow/{}/", default.slug).as_str())
+    );
+
+    // Deleting the flow clears the brand's reference: back to the default flow.
+    app.state
+        .store
+        .delete_flow(other.uuid, &Actor::system())
+        .await
+        .unwrap();
+    let uuid = brand["brand_uuid"].as_str().unwrap();
+    let got: Value = api(
+        reqwest::Method::GET,
+        &format!("/api/v3/core/brands/{uuid}/"),
+        Value::Null,
+    )
+    .await
+    .unwrap()
+    .json()
+    .await
+    .unwrap();
+    assert_eq!(got["flow_authentication"], Value::Null);
+    assert_eq!(
+        location(first_hop("partners.example.test").await.unwrap()).as_deref(),
+        Some(format!("/if/flow/{}/", default.slug).as_str())
+    );
+}
+
 both_backends!(
+    brands_choose_their_flows,
     identification_links_to_enrollment_and_recovery,
     user_settings_show_and_change_the_users_own_values,
     initial_setup_sets_the_admin_password_once,

@@ -2,7 +2,7 @@
 //! default clears the old one in the same transaction; a unique index backs this, and a writer
 //! that loses a race for it is retried).
 
-use portcullis_core::{Actor, Brand, EventAction, NewEvent, Page};
+use portcullis_core::{Actor, Brand, BrandFlows, EventAction, NewEvent, Page};
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, IntoActiveModel, QueryFilter, Set,
 };
@@ -25,6 +25,14 @@ fn to_domain(m: brand::Model) -> Brand {
         branding_default_flow_background: m.branding_default_flow_background,
         web_certificate: m.web_certificate,
         attributes: m.attributes,
+        flows: BrandFlows {
+            authentication: m.flow_authentication,
+            invalidation: m.flow_invalidation,
+            recovery: m.flow_recovery,
+            unenrollment: m.flow_unenrollment,
+            user_settings: m.flow_user_settings,
+            device_code: m.flow_device_code,
+        },
     }
 }
 
@@ -99,6 +107,12 @@ impl Store {
             branding_default_flow_background: Set(b.branding_default_flow_background),
             web_certificate: Set(b.web_certificate),
             attributes: Set(b.attributes),
+            flow_authentication: Set(b.flows.authentication),
+            flow_invalidation: Set(b.flows.invalidation),
+            flow_recovery: Set(b.flows.recovery),
+            flow_unenrollment: Set(b.flows.unenrollment),
+            flow_user_settings: Set(b.flows.user_settings),
+            flow_device_code: Set(b.flows.device_code),
             ..Default::default()
         }
         .insert(&txn)
@@ -196,6 +210,12 @@ impl Store {
         am.branding_default_flow_background = Set(b.branding_default_flow_background);
         am.web_certificate = Set(b.web_certificate);
         am.attributes = Set(b.attributes);
+        am.flow_authentication = Set(b.flows.authentication);
+        am.flow_invalidation = Set(b.flows.invalidation);
+        am.flow_recovery = Set(b.flows.recovery);
+        am.flow_unenrollment = Set(b.flows.unenrollment);
+        am.flow_user_settings = Set(b.flows.user_settings);
+        am.flow_device_code = Set(b.flows.device_code);
         let m = am.update(&txn).await?;
         record(
             &txn,

@@ -276,6 +276,24 @@ impl Store {
         let mut targets: Vec<Uuid> = bindings.iter().map(|b| b.pbm_uuid).collect();
         targets.push(m.pbm_uuid);
         delete_policy_bindings_of(&txn, targets).await?;
+        // Brands that named the flow fall back to the default flow (authentik's SET_NULL).
+        {
+            use crate::entity::brand::{Column as B, Entity as Brands};
+            for column in [
+                B::FlowAuthentication,
+                B::FlowInvalidation,
+                B::FlowRecovery,
+                B::FlowUnenrollment,
+                B::FlowUserSettings,
+                B::FlowDeviceCode,
+            ] {
+                Brands::update_many()
+                    .col_expr(column, sea_orm::sea_query::Expr::value(None::<Uuid>))
+                    .filter(column.eq(uuid))
+                    .exec(&txn)
+                    .await?;
+            }
+        }
         flow::Entity::delete_by_id(m.id).exec(&txn).await?;
         record(&txn, self, actor, flow_event(EventAction::ModelDeleted, &m)).await?;
         txn.commit().await?;

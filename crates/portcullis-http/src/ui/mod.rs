@@ -131,8 +131,31 @@ fn redirect(to: &str) -> Response {
     Redirect::to(to).into_response()
 }
 
-/// The slug of the flow with `designation`: authentik's default slug first, else any.
-async fn default_flow(state: &AppState, designation: FlowDesignation) -> ApiResult<Option<String>> {
+/// The slug of the flow with `designation` for the brand of this request's host: the flow the
+/// brand names, else authentik's default slug, else any flow of that designation.
+async fn default_flow(
+    state: &AppState,
+    headers: &axum::http::HeaderMap,
+    designation: FlowDesignation,
+) -> ApiResult<Option<String>> {
+    let host = headers
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .unwrap_or("");
+    let brand = crate::api::brands::brand_for_host(state, host).await?;
+    let named = match designation {
+        FlowDesignation::Authentication => brand.flows.authentication,
+        FlowDesignation::Invalidation => brand.flows.invalidation,
+        FlowDesignation::Recovery => brand.flows.recovery,
+        FlowDesignation::Unenrollment => brand.flows.unenrollment,
+        FlowDesignation::StageConfiguration => brand.flows.user_settings,
+        _ => None,
+    };
+    if let Some(uuid) = named
+        && let Ok(f) = state.store.find_flow(uuid).await
+    {
+        return Ok(Some(f.slug));
+    }
     let preferred = match designation {
         FlowDesignation::Authentication => "default-authentication-flow",
         FlowDesignation::Invalidation => "default-invalidation-flow",
@@ -163,7 +186,7 @@ async fn root(
             &parts,
         ));
     }
-    let to = match default_flow(&state, FlowDesignation::Authentication).await? {
+    let to = match default_flow(&state, &parts.headers, FlowDesignation::Authentication).await? {
         Some(slug) => format!("/if/flow/{slug}/"),
         None => return Err(ApiError::NotFound),
     };
@@ -174,15 +197,21 @@ async fn root(
     ))
 }
 
-async fn default_authentication(State(state): State<Arc<AppState>>) -> ApiResult<Response> {
-    match default_flow(&state, FlowDesignation::Authentication).await? {
+async fn default_authentication(
+    State(state): State<Arc<AppState>>,
+    headers: axum::http::HeaderMap,
+) -> ApiResult<Response> {
+    match default_flow(&state, &headers, FlowDesignation::Authentication).await? {
         Some(slug) => Ok(redirect(&format!("/if/flow/{slug}/"))),
         None => Err(ApiError::NotFound),
     }
 }
 
-async fn default_invalidation(State(state): State<Arc<AppState>>) -> ApiResult<Response> {
-    match default_flow(&state, FlowDesignation::Invalidation).await? {
+async fn default_invalidation(
+    State(state): State<Arc<AppState>>,
+    headers: axum::http::HeaderMap,
+) -> ApiResult<Response> {
+    match default_flow(&state, &headers, FlowDesignation::Invalidation).await? {
         Some(slug) => Ok(redirect(&format!("/if/flow/{slug}/"))),
         None => Err(ApiError::NotFound),
     }
@@ -219,7 +248,8 @@ async fn user_page(
     let (parts, _) = req.into_parts();
     let session = crate::session::load(&state, &parts).await?;
     let Some(user) = session.user() else {
-        let to = match default_flow(&state, FlowDesignation::Authentication).await? {
+        let to = match default_flow(&state, &parts.headers, FlowDesignation::Authentication).await?
+        {
             Some(slug) => format!("/if/flow/{slug}/?next=%2Fif%2Fuser%2F"),
             None => "/".to_owned(),
         };

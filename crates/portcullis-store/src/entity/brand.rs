@@ -17,6 +17,12 @@ pub struct Model {
     pub branding_default_flow_background: String,
     pub web_certificate: Option<Uuid>,
     pub attributes: Json,
+    pub flow_authentication: Option<Uuid>,
+    pub flow_invalidation: Option<Uuid>,
+    pub flow_recovery: Option<Uuid>,
+    pub flow_unenrollment: Option<Uuid>,
+    pub flow_user_settings: Option<Uuid>,
+    pub flow_device_code: Option<Uuid>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

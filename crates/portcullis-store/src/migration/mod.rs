@@ -11,6 +11,7 @@ mod m0002_one_default_brand;
 mod m0003_blueprint_instances;
 mod m0004_event_user_pk;
 mod m0005_flows;
+mod m0006_brand_flows;
 
 pub struct Migrator;
 
@@ -23,6 +24,7 @@ impl MigratorTrait for Migrator {
             Box::new(m0003_blueprint_instances::Migration),
             Box::new(m0004_event_user_pk::Migration),
             Box::new(m0005_flows::Migration),
+            Box::new(m0006_brand_flows::Migration),
         ]
     }
 }
