@@ -1,0 +1,45 @@
+//! Portcullis' OAuth 2.0 and OpenID Connect provider, compatible with authentik's
+//! `/application/o/` endpoints.
+//!
+//! # The pipeline
+//! Every request to an endpoint goes through the same stages; each is a pure function over typed
+//! values, so the whole provider is testable without a server:
+//!
+//! ```text
+//!  parse            validate                          flow                  issue
+//!  query/form  -->  client, redirect URI, PKCE,  -->  grant-specific    -->  code, tokens,
+//!  parameters       scopes, response type/mode        rules (one file       ID token; or an
+//!                   against the provider              per grant)            OAuthError
+//! ```
+//!
+//! 1. **Parse**: the HTTP layer decodes the request and hands over strings; this crate turns them
+//!    into typed values ([`Scopes`], [`ResponseType`], [`ResponseMode`], [`CodeChallengeMethod`])
+//!    or an [`OAuthError`] with the spec's code.
+//! 2. **Validate** against the provider's configuration: the client, its registered redirect URIs
+//!    ([`redirect_uri::find_match`]), PKCE ([`pkce`]), the allowed scopes ([`Scopes::intersect`]).
+//!    Until the client and its redirect URI are known good, errors are shown to the user and never
+//!    sent to the redirect URI (RFC 6749 §4.1.2.1).
+//! 3. **Flow**: one grant per file, to come in `grant/`: `authorization_code`, `refresh_token`,
+//!    `client_credentials`, `password`, `device_code`, and the implicit/hybrid responses of the
+//!    authorization endpoint. A grant reads and writes through the store's traits and takes the
+//!    time from a `Clock`.
+//! 4. **Issue**: codes and tokens are created and signed (through `portcullis-crypto`), and the
+//!    HTTP layer encodes the answer (JSON, or the redirect's response mode).
+//!
+//! # What exists today
+//! The building blocks with no I/O at all: [`redirect_uri`] (authentik's strict/regex redirect
+//! URI entries and their matching), [`pkce`] (RFC 7636), [`scope`] (RFC 6749 §3.3), [`response`]
+//! (response types and modes) and [`error`] (the protocol's error codes). Nothing in this crate
+//! knows axum or SQL (see `scripts/check-deps`).
+
+pub mod error;
+pub mod pkce;
+pub mod redirect_uri;
+pub mod response;
+pub mod scope;
+
+pub use error::{ErrorCode, OAuthError};
+pub use pkce::{CodeChallengeMethod, PkceChallenge};
+pub use redirect_uri::{CompiledRedirectUris, MatchingMode, RedirectUri};
+pub use response::{ResponseMode, ResponseType};
+pub use scope::Scopes;
