@@ -190,8 +190,45 @@ impl<'a> Executor<'a> {
         }
     }
 
+    /// Plans flow `target` now (seeded with `context`), stores the plan, and sends the browser
+    /// to the flow's page, which continues it.
+    async fn switch_flow(
+        &mut self,
+        target: uuid::Uuid,
+        context: Option<Map<String, Value>>,
+    ) -> Result<Challenge, FlowError> {
+        let target = match self.svc.store.find_flow(target).await {
+            Ok(f) => f,
+            Err(StoreError::NotFound) => {
+                return Ok(Challenge::access_denied("The target flow does not exist."));
+            }
+            Err(e) => return Err(e.into()),
+        };
+        match self.plan_seeded(&target, context).await? {
+            Ok(plan) => {
+                self.store_plan(Some(&plan), &target.slug).await?;
+                let mut to = format!("/if/flow/{}/", target.slug);
+                if !self.request.query.is_empty() {
+                    to.push('?');
+                    to.push_str(&self.request.query);
+                }
+                Ok(Challenge::redirect(&to))
+            }
+            Err(c) => Ok(c),
+        }
+    }
+
     /// Builds a plan for `flow`, or the challenge that says why there is none.
     async fn plan(&mut self, flow: &Flow) -> Result<Result<FlowPlan, Challenge>, FlowError> {
+        self.plan_seeded(flow, None).await
+    }
+
+    /// [`Executor::plan`] starting from `context` (another flow's, handed over).
+    async fn plan_seeded(
+        &mut self,
+        flow: &Flow,
+        context: Option<Map<String, Value>>,
+    ) -> Result<Result<FlowPlan, Challenge>, FlowError> {
         let user = self.session.user();
         match flow.authentication {
             FlowAuthentication::None | FlowAuthentication::RequireRedirect => {}
@@ -229,7 +266,7 @@ impl<'a> Executor<'a> {
             flow: flow.uuid,
             flow_slug: flow.slug.clone(),
             stages: Vec::new(),
-            context: Map::new(),
+            context: context.unwrap_or_default(),
             query: self.request.query.clone(),
             created: self.svc.clock.now(),
             challenge: None,
@@ -237,7 +274,8 @@ impl<'a> Executor<'a> {
         // A logged-in user is the flow's pending user (settings flows update them), as in authentik.
         if let Some(u) = self.session.user() {
             plan.context
-                .insert(context::PENDING_USER.into(), serde_json::json!(u.user.pk));
+                .entry(context::PENDING_USER)
+                .or_insert_with(|| serde_json::json!(u.user.pk));
         }
         let actor = self.actor().await;
         let req = stages::policy_request(self.session, &plan, self.request, None)?;
@@ -381,6 +419,15 @@ impl<'a> Executor<'a> {
                 Step::Redirect(to) => {
                     self.store_plan(None, &flow.slug).await?;
                     return Ok(Challenge::redirect(&to));
+                }
+                Step::SwitchFlow {
+                    flow: target,
+                    keep_context,
+                } => {
+                    self.store_plan(None, &flow.slug).await?;
+                    return self
+                        .switch_flow(target, keep_context.then(|| plan.context.clone()))
+                        .await;
                 }
             }
         }
@@ -578,6 +625,16 @@ impl<'a> Executor<'a> {
             Step::Redirect(to) => {
                 self.store_plan(None, &flow.slug).await?;
                 Ok(Reply::Challenge(Challenge::redirect(&to)))
+            }
+            Step::SwitchFlow {
+                flow: target,
+                keep_context,
+            } => {
+                self.store_plan(None, &flow.slug).await?;
+                let c = self
+                    .switch_flow(target, keep_context.then(|| plan.context.clone()))
+                    .await?;
+                Ok(Reply::Challenge(c))
             }
         }
     }

@@ -1102,7 +1102,107 @@ async fn brands_choose_their_flows(b: Backend) {
     );
 }
 
+/// A redirect stage in flow mode plans the target flow at once; with `keep_context` what the
+/// first flow learned (the pending user) carries over, without it the next flow starts bare.
+async fn redirect_to_a_flow_keeps_the_context_when_asked(b: Backend) {
+    let app = TestApp::spawn(b).await;
+    login_flow(&app).await; // sets the admin's password
+    let s = &app.state.store;
+    let actor = Actor::system();
+    let stage = |name: &str, kind: &str, config: Value| Stage {
+        uuid: Uuid::nil(),
+        name: name.into(),
+        kind: kind.into(),
+        config: portcullis_flow::normalize_stage_config(kind, &config).unwrap(),
+    };
+    let second = s
+        .create_flow(
+            Flow::new("Second", "second-half", FlowDesignation::Authentication),
+            &actor,
+        )
+        .await
+        .unwrap();
+    for (i, st) in [
+        stage("second-password", "passwordstage", json!({})),
+        stage("second-login", "userloginstage", json!({})),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let st = s.create_stage(st, &actor).await.unwrap();
+        s.create_flow_binding(
+            FlowStageBinding::new(second.uuid, st.uuid, (i as i32 + 1) * 10),
+            &actor,
+        )
+        .await
+        .unwrap();
+    }
+    for keep in [true, false] {
+        let slug = if keep { "first-keep" } else { "first-bare" };
+        let first = s
+            .create_flow(
+                Flow::new("First", slug, FlowDesignation::Authentication),
+                &actor,
+            )
+            .await
+            .unwrap();
+        for (i, st) in [
+            stage(
+                &format!("{slug}-ident"),
+                "identificationstage",
+                json!({"user_fields": ["username"]}),
+            ),
+            stage(
+                &format!("{slug}-redirect"),
+                "redirectstage",
+                json!({"mode": "flow", "target_flow": second.uuid, "keep_context": keep}),
+            ),
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            let st = s.create_stage(st, &actor).await.unwrap();
+            s.create_flow_binding(
+                FlowStageBinding::new(first.uuid, st.uuid, (i as i32 + 1) * 10),
+                &actor,
+            )
+            .await
+            .unwrap();
+        }
+        let mut br = Browser::new(&app);
+        assert_eq!(component(&br.get(slug).await), "ak-stage-identification");
+        let r = br
+            .solve(
+                slug,
+                json!({"component": "ak-stage-identification", "uid_field": "admin"}),
+            )
+            .await;
+        assert_eq!(component(&r), "xak-flow-redirect", "{:?}", r.body);
+        assert_eq!(r.body["to"], "/if/flow/second-half/");
+        let r = br.get("second-half").await;
+        if !keep {
+            // No pending user in a bare plan: the password stage has nobody to check.
+            assert_eq!(component(&r), "ak-stage-access-denied", "{:?}", r.body);
+            continue;
+        }
+        assert_eq!(component(&r), "ak-stage-password", "{:?}", r.body);
+        assert_eq!(r.body["pending_user"], "admin");
+        let r = br
+            .solve(
+                "second-half",
+                json!({"component": "ak-stage-password", "password": PASSWORD}),
+            )
+            .await;
+        assert_eq!(component(&r), "xak-flow-redirect", "{:?}", r.body);
+        let me = br
+            .send(br.http.get(format!("{}/api/v3/core/users/me/", br.base)))
+            .await;
+        assert_eq!(me.body["user"]["username"], "admin");
+    }
+}
+
 both_backends!(
+    redirect_to_a_flow_keeps_the_context_when_asked,
     brands_choose_their_flows,
     identification_links_to_enrollment_and_recovery,
     user_settings_show_and_change_the_users_own_values,

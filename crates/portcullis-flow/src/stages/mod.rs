@@ -41,6 +41,12 @@ pub enum Step {
     Deny(String),
     /// End the flow by sending the browser here.
     Redirect(String),
+    /// End the flow and continue in flow `flow`, planned now, with this flow's context when
+    /// `keep_context` (authentik's redirect stage in flow mode).
+    SwitchFlow {
+        flow: uuid::Uuid,
+        keep_context: bool,
+    },
 }
 
 /// Everything a stage may look at and change while it runs.

@@ -1,4 +1,6 @@
-//! The redirect stage: ends the flow by sending the browser to a fixed URL, or to another flow.
+//! The redirect stage: ends the flow by sending the browser to a fixed URL, or to another flow
+//! (planned at once, with this flow's context when `keep_context`, as authentik does: what an
+//! identification stage found stays known in the next flow).
 
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
@@ -67,8 +69,10 @@ impl StageView for Redirect {
                     "redirect stage without target flow".into(),
                 ));
             };
-            let flow = cx.svc.store.find_flow(target).await?;
-            return Ok(Step::Redirect(format!("/if/flow/{}/", flow.slug)));
+            return Ok(Step::SwitchFlow {
+                flow: target,
+                keep_context: c.keep_context,
+            });
         }
         Ok(Step::Redirect(c.target_static))
     }
