@@ -9,9 +9,11 @@ pub mod clock;
 pub mod error;
 pub mod flow;
 pub mod model;
+pub mod provider;
 pub mod validate;
 
 pub use clock::{Clock, FixedClock, SystemClock};
 pub use error::{CoreError, FieldErrors};
 pub use flow::*;
 pub use model::*;
+pub use provider::*;

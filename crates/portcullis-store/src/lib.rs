@@ -23,6 +23,8 @@ mod handle;
 pub mod migration;
 mod policies;
 mod prompts;
+mod property_mappings;
+mod providers;
 mod query;
 mod session_cache;
 mod sessions;
@@ -48,6 +50,8 @@ pub use events::EventFilter;
 pub use flows::{FlowBindingFilter, FlowFilter, PlannedBindings};
 pub use groups::{GroupFilter, GroupWithMembers};
 pub use policies::{PolicyBindingFilter, PolicyFilter, policy_app_label};
+pub use property_mappings::{PropertyMappingFilter, property_mapping_app_label};
+pub use providers::{ProviderFilter, provider_app_label};
 pub use query::ListQuery;
 pub use sessions::ReputationRow;
 pub use stages::{StageFilter, stage_app_label};
@@ -420,7 +424,18 @@ impl Store {
             session => session::Column::Id,
             user_consent => user_consent::Column::Id,
             reputation => reputation::Column::Id,
+            provider => provider::Column::Id,
+            property_mapping => property_mapping::Column::Id,
         );
+        out.push((
+            "provider_property_mapping".to_owned(),
+            provider_property_mapping::Entity::find()
+                .order_by_asc(provider_property_mapping::Column::ProviderId)
+                .order_by_asc(provider_property_mapping::Column::MappingId)
+                .into_json()
+                .all(&self.read)
+                .await?,
+        ));
         Ok(out)
     }
 }

@@ -12,6 +12,7 @@ mod m0003_blueprint_instances;
 mod m0004_event_user_pk;
 mod m0005_flows;
 mod m0006_brand_flows;
+mod m0007_providers;
 
 pub struct Migrator;
 
@@ -25,6 +26,7 @@ impl MigratorTrait for Migrator {
             Box::new(m0004_event_user_pk::Migration),
             Box::new(m0005_flows::Migration),
             Box::new(m0006_brand_flows::Migration),
+            Box::new(m0007_providers::Migration),
         ]
     }
 }

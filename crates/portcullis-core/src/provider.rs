@@ -1,0 +1,72 @@
+//! Providers and property mappings: what an application speaks (OAuth2/OIDC today; SAML, LDAP,
+//! proxy, RADIUS and SCIM later) and the expressions that shape what it sends.
+//!
+//! ```text
+//!   Application ──provider──> Provider ──(property_mappings, a set)──> PropertyMapping
+//!                                │
+//!                                └─ authentication_flow / authorization_flow / invalidation_flow ──> Flow
+//! ```
+//! As with stages and policies, the columns every kind shares are fields here and each kind's
+//! own settings are a JSON object (`config`) whose shape the kind's protocol crate owns, so a
+//! new kind of provider or mapping needs no migration.
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use uuid::Uuid;
+
+/// A provider of any kind (authentik's `Provider` and its subclasses).
+///
+/// Invariants, kept by the store:
+/// - `pk` is assigned by the store on create (what is given is ignored) and never changes;
+/// - `name` is unique among providers;
+/// - `kind` is authentik's model name (`oauth2provider`, later `samlprovider`, ...), one the
+///   store knows an event label for, and never changes once created;
+/// - each of the three flows, when set, names an existing flow; deleting the flow clears it;
+/// - `property_mappings` names existing property mappings, as a set: duplicates are dropped,
+///   and the store returns them ordered by the mappings' names; deleting a mapping removes it;
+/// - `client_id`, when set, is unique among providers (OAuth2 and proxy providers are looked up
+///   by it); kinds without one leave it `None`;
+/// - deleting a provider leaves the applications that used it without one.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Provider {
+    /// authentik's provider primary key is an integer.
+    pub pk: i32,
+    pub name: String,
+    /// authentik's model name, e.g. `oauth2provider`.
+    pub kind: String,
+    /// The flow that logs a user in when they reach the provider without a session.
+    pub authentication_flow: Option<Uuid>,
+    /// The flow that authorizes a logged-in user for the provider (consent, ...).
+    pub authorization_flow: Option<Uuid>,
+    /// The flow that runs when the user logs out of the provider.
+    pub invalidation_flow: Option<Uuid>,
+    /// The uuids of the property mappings the provider uses.
+    pub property_mappings: Vec<Uuid>,
+    pub client_id: Option<String>,
+    /// The kind's own settings (for OAuth2: redirect URIs, client type, token validity, ...).
+    /// The store keeps it as given; secrets in it are encrypted by the caller.
+    pub config: Value,
+}
+
+/// A property mapping of any kind (authentik's `PropertyMapping` and its subclasses): an
+/// expression that computes what a provider sends (an OAuth2 scope's claims, a SAML attribute).
+///
+/// Invariants, kept by the store:
+/// - `uuid` is authentik's `pm_uuid`: assigned on create when nil, never changed after;
+/// - `name` is unique among property mappings;
+/// - `managed`, when set, is unique: it names the mapping a blueprint manages
+///   (`goauthentik.io/providers/oauth2/scope-email`), so a blueprint finds it again;
+/// - `kind` is authentik's model name (`scopemapping`, later `samlpropertymapping`, ...), one the
+///   store knows an event label for, and never changes once created.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PropertyMapping {
+    pub uuid: Uuid,
+    pub name: String,
+    pub managed: Option<String>,
+    /// authentik's model name, e.g. `scopemapping`.
+    pub kind: String,
+    /// The expression's source; evaluated by the policy crate's sandbox, never by the store.
+    pub expression: String,
+    /// The kind's own settings, e.g. `{"scope_name": "email", "description": "..."}`.
+    pub config: Value,
+}
