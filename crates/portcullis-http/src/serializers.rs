@@ -675,6 +675,19 @@ pub struct CurrentBrand {
     pub ui_theme: String,
     pub default_locale: String,
     pub flags: CurrentBrandFlags,
+    /// The slugs of the brand's flows (authentik leaves out the ones not set).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub flow_authentication: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub flow_invalidation: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub flow_recovery: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub flow_unenrollment: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub flow_user_settings: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub flow_device_code: Option<String>,
 }
 
 fn themed(url: &str) -> Option<ThemedUrls> {
@@ -727,6 +740,12 @@ impl From<&Brand> for CurrentBrand {
                 flows_continuous_login: false,
                 flows_refresh_others: false,
             },
+            flow_authentication: None,
+            flow_invalidation: None,
+            flow_recovery: None,
+            flow_unenrollment: None,
+            flow_user_settings: None,
+            flow_device_code: None,
         }
     }
 }

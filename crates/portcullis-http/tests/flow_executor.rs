@@ -1052,6 +1052,18 @@ async fn brands_choose_their_flows(b: Backend) {
     let brand: Value = r.json().await.unwrap();
     assert_eq!(brand["flow_authentication"], json!(other.uuid));
     assert_eq!(brand["flow_invalidation"], Value::Null);
+    // The current brand of that host names the flow by slug, and leaves out the unset ones.
+    let current: Value = app
+        .request(reqwest::Method::GET, "/api/v3/core/brands/current/", None)
+        .header("host", "partners.example.test")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(current["flow_authentication"], "partner-login");
+    assert!(current.get("flow_invalidation").is_none(), "{current}");
 
     let location = |r: reqwest::Response| {
         r.headers()

@@ -338,7 +338,24 @@ pub async fn current(
         .get(header::HOST)
         .and_then(|h| h.to_str().ok())
         .unwrap_or("");
-    Ok(Json(CurrentBrand::from(
-        &brand_for_host(&state, host).await?,
-    )))
+    let brand = brand_for_host(&state, host).await?;
+    let mut current = CurrentBrand::from(&brand);
+    // The flows' slugs; a flow deleted meanwhile is left out.
+    for (slot, uuid) in [
+        (&mut current.flow_authentication, brand.flows.authentication),
+        (&mut current.flow_invalidation, brand.flows.invalidation),
+        (&mut current.flow_recovery, brand.flows.recovery),
+        (&mut current.flow_unenrollment, brand.flows.unenrollment),
+        (&mut current.flow_user_settings, brand.flows.user_settings),
+        (&mut current.flow_device_code, brand.flows.device_code),
+    ] {
+        if let Some(uuid) = uuid {
+            match state.store.find_flow(uuid).await {
+                Ok(f) => *slot = Some(f.slug),
+                Err(portcullis_store::StoreError::NotFound) => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+    }
+    Ok(Json(current))
 }
