@@ -20,6 +20,10 @@ pub struct EventFilter {
     pub client_ip: Option<String>,
     /// Only events whose context names this model's app label (e.g. `authentik_core`).
     pub context_model_app: Option<String>,
+    /// Only events whose context names this model (`context.model.model_name`, e.g. `user`).
+    pub context_model_name: Option<String>,
+    /// Only events whose context names this object (`context.model.pk`, compared as text).
+    pub context_model_pk: Option<String>,
     /// Only events caused by this user (by pk: a username can be reused).
     pub user_pk: Option<i32>,
 }
@@ -107,6 +111,25 @@ impl Store {
         }
         if let Some(ip) = &filter.client_ip {
             select = select.filter(event::Column::ClientIp.eq(ip.as_str()));
+        }
+        // authentik's filters on the model an event is about (the admin UI's "events of this
+        // object"): `context.model.{app,model_name,pk}`.
+        for (key, value) in [
+            ("app", &filter.context_model_app),
+            ("model_name", &filter.context_model_name),
+            ("pk", &filter.context_model_pk),
+        ] {
+            use sea_orm::sea_query::ExprTrait as _;
+            let Some(value) = value else { continue };
+            let path = match self.backend {
+                crate::Backend::Sqlite => {
+                    format!("CAST(json_extract(\"context\", '$.model.{key}') AS TEXT)")
+                }
+                crate::Backend::Postgres => {
+                    format!("(\"context\"::jsonb -> 'model' ->> '{key}')")
+                }
+            };
+            select = select.filter(sea_orm::sea_query::Expr::cust(path).eq(value.as_str()));
         }
         if let Some(term) = q.search.as_deref().filter(|s| !s.is_empty()) {
             select = select.filter(search_condition(

@@ -15,6 +15,7 @@ use crate::serializers::{EventSerializer, PaginatedEventList};
 
 #[utoipa::path(get, path = "/api/v3/events/events/", tag = "events", operation_id = "events_events_list",
     params(("action" = Option<String>, Query), ("username" = Option<String>, Query), ("client_ip" = Option<String>, Query),
+        ("context_model_app" = Option<String>, Query), ("context_model_name" = Option<String>, Query), ("context_model_pk" = Option<String>, Query),
         ("search" = Option<String>, Query), ("ordering" = Option<String>, Query), ("page" = Option<u64>, Query), ("page_size" = Option<u64>, Query)),
     responses((status = 200, body = PaginatedEventList)))]
 pub async fn list(
@@ -27,7 +28,9 @@ pub async fn list(
         action: q.string("action").filter(|s| !s.is_empty()),
         username: q.string("username"),
         client_ip: q.string("client_ip"),
-        context_model_app: None,
+        context_model_app: q.string("context_model_app").filter(|s| !s.is_empty()),
+        context_model_name: q.string("context_model_name").filter(|s| !s.is_empty()),
+        context_model_pk: q.string("context_model_pk").filter(|s| !s.is_empty()),
         user_pk: None,
     };
     if !auth.is_superuser() {

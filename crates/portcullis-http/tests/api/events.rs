@@ -74,6 +74,51 @@ async fn event_filters(b: Backend) {
             .len(),
         2
     );
+    // The model an event is about (authentik's context_model_* filters).
+    let groups = ctx.events("context_model_name=group").await;
+    let mut names: Vec<&str> = groups
+        .iter()
+        .map(|e| e["context"]["model"]["name"].as_str().unwrap())
+        .collect();
+    names.sort_unstable();
+    assert_eq!(names, ["Portcullis Admins", "eng"], "{groups:?}");
+    let eng = groups
+        .iter()
+        .find(|e| e["context"]["model"]["name"] == "eng")
+        .unwrap();
+    let eng_pk = eng["context"]["model"]["pk"].as_str().unwrap();
+    let only_eng = ctx
+        .events(&format!(
+            "context_model_name=group&context_model_pk={eng_pk}"
+        ))
+        .await;
+    assert_eq!(only_eng.len(), 1);
+    assert_eq!(only_eng[0]["pk"], eng["pk"]);
+    let bobs_events = ctx
+        .events(&format!(
+            "context_model_app=authentik_core&context_model_name=user&context_model_pk={bob}"
+        ))
+        .await;
+    assert!(
+        bobs_events
+            .iter()
+            .any(|e| e["action"] == "model_updated" && e["user"]["username"] == "bob"),
+        "{bobs_events:?}"
+    );
+    assert!(bobs_events.iter().all(|e| {
+        e["context"]["model"]["model_name"] == "user"
+            && e["context"]["model"]["pk"].to_string().trim_matches('"') == bob.to_string()
+    }));
+    assert!(
+        ctx.events("context_model_app=authentik_nothing")
+            .await
+            .is_empty()
+    );
+    assert!(
+        ctx.events("context_model_name=user&context_model_pk=999999")
+            .await
+            .is_empty()
+    );
     // Search covers action, user, client address and app.
     assert_eq!(ctx.events("search=BOB").await.len(), 1);
     assert_eq!(
