@@ -59,6 +59,8 @@ fn unique_field(msg: &str) -> String {
         "name",
         "uuid",
         "is_default",
+        "client_id",
+        "managed",
     ] {
         if msg.contains(&format!("_{known}_key")) || msg.contains(&format!("({known})")) {
             return known.to_owned();

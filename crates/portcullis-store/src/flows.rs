@@ -294,21 +294,7 @@ impl Store {
                     .await?;
             }
         }
-        // Providers that named it lose it (their columns' foreign keys say the same).
-        {
-            use crate::entity::provider::{Column as P, Entity as Providers};
-            for column in [
-                P::AuthenticationFlow,
-                P::AuthorizationFlow,
-                P::InvalidationFlow,
-            ] {
-                Providers::update_many()
-                    .col_expr(column, sea_orm::sea_query::Expr::value(None::<Uuid>))
-                    .filter(column.eq(uuid))
-                    .exec(&txn)
-                    .await?;
-            }
-        }
+        // Providers that named it lose it through their columns' foreign keys (SET NULL).
         flow::Entity::delete_by_id(m.id).exec(&txn).await?;
         record(&txn, self, actor, flow_event(EventAction::ModelDeleted, &m)).await?;
         txn.commit().await?;

@@ -5,8 +5,7 @@
 
 use portcullis_core::{Actor, EventAction, NewEvent, Page, PropertyMapping};
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, ConnectionTrait, DbErr, EntityTrait, QueryFilter, QueryOrder,
-    Set, SqlErr,
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, Set,
 };
 use uuid::Uuid;
 
@@ -33,26 +32,6 @@ pub fn property_mapping_app_label(kind: &str) -> Option<(&'static str, &'static 
         _ => None,
     }
 }
-
-/// The error for a failed write to `table`, naming which of its `unique` columns a unique
-/// violation hit the same way on both databases: SQLite says `table.column`, PostgreSQL names
-/// the column's constraint `table_column_key`. Anything else converts as usual.
-pub(crate) fn write_error(e: DbErr, table: &str, unique: &[&str]) -> StoreError {
-    if let Some(SqlErr::UniqueConstraintViolation(msg)) = e.sql_err() {
-        for column in unique {
-            if msg.contains(&format!("{table}.{column}"))
-                || msg.contains(&format!("{table}_{column}_key"))
-            {
-                return StoreError::Conflict {
-                    field: (*column).to_owned(),
-                };
-            }
-        }
-    }
-    StoreError::from(e)
-}
-
-const UNIQUE: [&str; 3] = ["uuid", "name", "managed"];
 
 fn invalid_kind() -> StoreError {
     StoreError::InvalidReference {
@@ -115,8 +94,7 @@ impl Store {
             ..Default::default()
         }
         .insert(&txn)
-        .await
-        .map_err(|e| write_error(e, "property_mappings", &UNIQUE))?;
+        .await?;
         record(
             &txn,
             self,
@@ -218,8 +196,7 @@ impl Store {
             config: Set(p.config),
         }
         .update(&txn)
-        .await
-        .map_err(|e| write_error(e, "property_mappings", &UNIQUE))?;
+        .await?;
         record(
             &txn,
             self,

@@ -14,7 +14,7 @@ use uuid::Uuid;
 
 use crate::entity::{application, flow, property_mapping, provider, provider_property_mapping};
 use crate::events::record;
-use crate::property_mappings::{mappings_of, write_error};
+use crate::property_mappings::mappings_of;
 use crate::query::{ordered, paged, search_condition};
 use crate::{ListQuery, Store, StoreError};
 
@@ -33,8 +33,6 @@ pub fn provider_app_label(kind: &str) -> Option<(&'static str, &'static str)> {
         _ => None,
     }
 }
-
-const UNIQUE: [&str; 2] = ["name", "client_id"];
 
 fn invalid(field: &str) -> StoreError {
     StoreError::InvalidReference {
@@ -177,8 +175,7 @@ impl Store {
             ..Default::default()
         }
         .insert(&txn)
-        .await
-        .map_err(|e| write_error(e, "providers", &UNIQUE))?;
+        .await?;
         set_mappings(&txn, m.id, mappings).await?;
         record(
             &txn,
@@ -272,8 +269,7 @@ impl Store {
             config: Set(p.config),
         }
         .update(&txn)
-        .await
-        .map_err(|e| write_error(e, "providers", &UNIQUE))?;
+        .await?;
         set_mappings(&txn, m.id, mappings).await?;
         record(
             &txn,

@@ -2,8 +2,8 @@
 //!
 //! As stages and policies do, each kind keeps its own settings in a JSON `config` column, so
 //! SAML, LDAP, proxy, RADIUS and SCIM providers (and their mappings) need no migration of their
-//! own. A provider's flows are flow uuids that fall back to NULL when the flow goes (also done
-//! by `Store::delete_flow`, as for brands); its links to mappings go with either side.
+//! own. A provider's flows are flow uuids that fall back to NULL when the flow goes (their
+//! foreign keys); its links to mappings go with either side.
 //! `applications.provider_id` (m0001) has no foreign key: SQLite cannot add one to an existing
 //! table, so `Store::delete_provider` clears it.
 
