@@ -1198,3 +1198,99 @@ def test_policies_and_bindings(policies_api: ak.PoliciesApi, flows_api: ak.Flows
 
     with pytest.raises(BadRequestException):
         policies_api.policies_expression_create(ExpressionPolicyRequest(name=f"bad-{s}", expression="return (("))
+
+
+# --------------------------------------------------------------------------
+# OAuth2 providers and scope mappings
+# --------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def providers_api(client: ak.ApiClient) -> ak.ProvidersApi:
+    return ak.ProvidersApi(client)
+
+
+@pytest.fixture(scope="session")
+def propertymappings_api(client: ak.ApiClient) -> ak.PropertymappingsApi:
+    return ak.PropertymappingsApi(client)
+
+
+def test_oauth2_providers_and_scope_mappings(
+    providers_api: ak.ProvidersApi,
+    propertymappings_api: ak.PropertymappingsApi,
+    flows_api: ak.FlowsApi,
+    core: ak.CoreApi,
+    cleanup,
+):
+    from authentik_client.models import (
+        ClientTypeEnum,
+        MatchingModeEnum,
+        OAuth2ProviderRequest,
+        PatchedOAuth2ProviderRequest,
+        PatchedScopeMappingRequest,
+        RedirectURIRequest,
+        ScopeMappingRequest,
+        SubModeEnum,
+    )
+
+    s = sfx()
+    authz = flows_api.flows_instances_list(slug="default-provider-authorization-explicit-consent").results[0]
+    inval = flows_api.flows_instances_list(slug="default-provider-invalidation-flow").results[0]
+
+    # The managed defaults, as authentik ships them.
+    managed = propertymappings_api.propertymappings_provider_scope_list(managed__isnull=False, page_size=100)
+    scopes = {m.scope_name: m for m in managed.results}
+    assert {"openid", "email", "profile", "offline_access", "entitlements"} <= set(scopes)
+    assert scopes["email"].managed == "goauthentik.io/providers/oauth2/scope-email"
+
+    mapping = propertymappings_api.propertymappings_provider_scope_create(
+        ScopeMappingRequest(name=f"dept-{s}", scope_name=f"dept{s}", expression='return {"dept": "x"}', description="Department")
+    )
+    cleanup(lambda: propertymappings_api.propertymappings_provider_scope_destroy(mapping.pk))
+    assert mapping.meta_model_name == "authentik_providers_oauth2.scopemapping"
+    patched_mapping = propertymappings_api.propertymappings_provider_scope_partial_update(
+        mapping.pk, PatchedScopeMappingRequest(description="Dept.")
+    )
+    assert patched_mapping.description == "Dept."
+    assert propertymappings_api.propertymappings_provider_scope_retrieve(mapping.pk).scope_name == f"dept{s}"
+
+    provider = providers_api.providers_oauth2_create(
+        OAuth2ProviderRequest(
+            name=f"oidc-{s}",
+            authorization_flow=authz.pk,
+            invalidation_flow=inval.pk,
+            redirect_uris=[RedirectURIRequest(matching_mode=MatchingModeEnum.STRICT, url="https://app.example.com/cb")],
+            property_mappings=[scopes["openid"].pk, scopes["email"].pk, mapping.pk],
+        )
+    )
+    cleanup(lambda: providers_api.providers_oauth2_destroy(provider.pk))
+    assert provider.client_type == ClientTypeEnum.CONFIDENTIAL
+    assert provider.sub_mode == SubModeEnum.HASHED_USER_ID
+    assert len(provider.client_id) == 40 and len(provider.client_secret) == 128
+    assert provider.redirect_uris[0].url == "https://app.example.com/cb"
+    assert set(map(str, provider.property_mappings)) == {str(scopes["openid"].pk), str(scopes["email"].pk), str(mapping.pk)}
+
+    patched = providers_api.providers_oauth2_partial_update(
+        provider.pk, PatchedOAuth2ProviderRequest(client_type=ClientTypeEnum.PUBLIC, access_token_validity="minutes=10")
+    )
+    assert patched.client_type == ClientTypeEnum.PUBLIC
+    assert patched.access_token_validity == "minutes=10"
+    assert providers_api.providers_oauth2_retrieve(provider.pk).client_secret == provider.client_secret
+    assert [p.pk for p in providers_api.providers_oauth2_list(client_id=provider.client_id).results] == [provider.pk]
+    assert provider.pk in [p.pk for p in providers_api.providers_all_list(page_size=100).results]
+    assert any(t.model_name == "oauth2provider" for t in providers_api.providers_all_types_list())
+
+    app = core.core_applications_create(ApplicationRequest(name=f"App {s}", slug=f"app-{s}", provider=provider.pk))
+    cleanup(lambda: core.core_applications_destroy(app.slug))
+    assert app.provider == provider.pk
+    assert providers_api.providers_oauth2_retrieve(provider.pk).assigned_application_slug == f"app-{s}"
+
+    with pytest.raises(BadRequestException):
+        providers_api.providers_oauth2_create(
+            OAuth2ProviderRequest(
+                name=f"bad-{s}",
+                authorization_flow=authz.pk,
+                invalidation_flow=inval.pk,
+                redirect_uris=[RedirectURIRequest(matching_mode=MatchingModeEnum.STRICT, url="javascript:alert(1)")],
+            )
+        )

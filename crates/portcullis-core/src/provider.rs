@@ -70,3 +70,68 @@ pub struct PropertyMapping {
     /// The kind's own settings, e.g. `{"scope_name": "email", "description": "..."}`.
     pub config: Value,
 }
+
+/// What an OAuth grant row is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OAuthGrantKind {
+    /// An authorization code (single use).
+    Code,
+    /// An access token, by the `jti` of its JWT (so it can be revoked and introspected).
+    AccessToken,
+    /// A refresh token (rotated on use).
+    RefreshToken,
+}
+
+impl OAuthGrantKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OAuthGrantKind::Code => "code",
+            OAuthGrantKind::AccessToken => "access_token",
+            OAuthGrantKind::RefreshToken => "refresh_token",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "code" => Some(OAuthGrantKind::Code),
+            "access_token" => Some(OAuthGrantKind::AccessToken),
+            "refresh_token" => Some(OAuthGrantKind::RefreshToken),
+            _ => None,
+        }
+    }
+}
+
+/// An authorization code, access token or refresh token a provider issued (authentik's
+/// `AuthorizationCode`, `AccessToken`, `RefreshToken`).
+///
+/// Invariants, kept by the store:
+/// - the secret itself is never stored: `key_hash` is the SHA-256 (hex) of the code or refresh
+///   token, or of the access token's `jti`; unique per kind;
+/// - every grant that descends from one authorization (the code, its tokens, each rotated
+///   refresh token) shares `family`, so reuse of a code or a rotated refresh token revokes
+///   them all at once;
+/// - `used` goes from false to true once, atomically (a code redeemed, a refresh token
+///   rotated); `revoked` likewise; neither goes back;
+/// - deleting the provider or the user deletes its grants.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct OAuthGrant {
+    /// Assigned by the store.
+    pub id: i32,
+    pub kind: OAuthGrantKind,
+    pub key_hash: String,
+    pub provider: i32,
+    pub user: i32,
+    pub family: Uuid,
+    /// The browser session the authorization came from (none for client credentials).
+    pub session: Option<Uuid>,
+    /// Space-separated granted scopes.
+    pub scope: String,
+    /// What the grant carries (redirect URI, nonce, PKCE challenge, auth time, ...), in the
+    /// shape the oauth crate owns.
+    pub data: Value,
+    pub created: chrono::DateTime<chrono::Utc>,
+    pub expires: chrono::DateTime<chrono::Utc>,
+    pub used: bool,
+    pub revoked: bool,
+}

@@ -47,4 +47,7 @@ pub enum CryptoError {
     /// Generating a key pair or certificate failed.
     #[error("certificate generation failed: {0}")]
     CertificateGeneration(String),
+    /// Signing or verifying a JSON Web Signature failed (bad key, bad token, wrong algorithm).
+    #[error("jws: {0}")]
+    Jws(String),
 }

@@ -11,6 +11,7 @@
 
 pub mod cert;
 mod error;
+pub mod jws;
 pub mod password;
 pub mod random;
 pub mod secret;

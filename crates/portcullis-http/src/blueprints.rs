@@ -10,6 +10,8 @@
 //! | `authentik_core.token` | `identifier`, `managed` |
 //! | `authentik_crypto.certificatekeypair` | `pk`, `name` (authentik's self-signed name too), `managed` |
 //! | `authentik_brands.brand` | `pk` / `brand_uuid`, `domain` |
+//! | `authentik_providers_oauth2.oauth2provider` | `pk`, `name`, `client_id` |
+//! | `authentik_providers_oauth2.scopemapping` | `managed`, `pk`, `name`, `scope_name` |
 
 use portcullis_blueprint::{
     ApplyOptions, ApplyReport, Blueprint, BlueprintError, Found, ModelError, ModelHandler, Registry,
@@ -65,6 +67,14 @@ pub fn registry() -> Registry<Context> {
         .register(
             "authentik_policies.policybinding",
             flow_models::PolicyBindingModel,
+        )
+        .register(
+            "authentik_providers_oauth2.oauth2provider",
+            provider_models::OAuth2ProviderModel,
+        )
+        .register(
+            "authentik_providers_oauth2.scopemapping",
+            provider_models::ScopeMappingModel,
         );
     for k in portcullis_flow::STAGE_KINDS {
         r.register(
@@ -82,6 +92,7 @@ pub fn registry() -> Registry<Context> {
 }
 
 mod flow_models;
+mod provider_models;
 
 /// Applies `bp` in one transaction: all of it or nothing.
 pub async fn apply_blueprint(
@@ -1171,6 +1182,10 @@ pub const BUILTINS: &[(&str, &str)] = &[
     (
         "builtin/system/bootstrap.yaml",
         include_str!("../blueprints/system/bootstrap.yaml"),
+    ),
+    (
+        "builtin/system/providers-oauth2.yaml",
+        include_str!("../blueprints/system/providers-oauth2.yaml"),
     ),
     (
         "builtin/default/flow-default-authentication-flow.yaml",

@@ -125,6 +125,7 @@ fn api_field(column: &str) -> &str {
         "is_default" => "default",
         "user_type" => "type",
         "key_hash" => "key",
+        "provider_id" => "provider",
         other => other,
     }
 }

@@ -15,7 +15,7 @@ use utoipa_axum::routes;
 use crate::AppState;
 use crate::api::{
     applications, blueprints, brands, certificates, events, flows, groups, policies, prompts,
-    stages, tokens, users,
+    property_mappings, providers, stages, tokens, users,
 };
 use crate::extract::QueryParams;
 
@@ -128,6 +128,23 @@ pub fn api_router() -> OpenApiRouter<Arc<AppState>> {
             prompts::update,
             prompts::partial_update,
             prompts::destroy
+        ))
+        .routes(routes!(providers::all_list))
+        .routes(routes!(providers::all_types))
+        .routes(routes!(providers::all_retrieve, providers::all_destroy))
+        .routes(routes!(providers::oauth2_list, providers::oauth2_create))
+        .routes(routes!(
+            providers::oauth2_retrieve,
+            providers::oauth2_update,
+            providers::oauth2_partial_update,
+            providers::oauth2_destroy
+        ))
+        .routes(routes!(property_mappings::list, property_mappings::create))
+        .routes(routes!(
+            property_mappings::retrieve,
+            property_mappings::update,
+            property_mappings::partial_update,
+            property_mappings::destroy
         ));
     let router = stages::routes(router);
     policies::routes(router)
@@ -310,6 +327,22 @@ mod tests {
             "policies_reputation_partial_update",
             "policies_reputation_retrieve",
             "policies_reputation_update",
+            "propertymappings_provider_scope_create",
+            "propertymappings_provider_scope_destroy",
+            "propertymappings_provider_scope_list",
+            "propertymappings_provider_scope_partial_update",
+            "propertymappings_provider_scope_retrieve",
+            "propertymappings_provider_scope_update",
+            "providers_all_destroy",
+            "providers_all_list",
+            "providers_all_retrieve",
+            "providers_all_types_list",
+            "providers_oauth2_create",
+            "providers_oauth2_destroy",
+            "providers_oauth2_list",
+            "providers_oauth2_partial_update",
+            "providers_oauth2_retrieve",
+            "providers_oauth2_update",
             "stages_all_destroy",
             "stages_all_list",
             "stages_all_retrieve",

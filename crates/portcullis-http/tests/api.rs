@@ -29,6 +29,8 @@ mod groups;
 mod hostile;
 #[path = "api/policies.rs"]
 mod policies;
+#[path = "api/providers.rs"]
+mod providers;
 #[path = "api/shape.rs"]
 mod shape;
 #[path = "api/stages.rs"]

@@ -832,17 +832,7 @@ async fn a_group_binding_on_an_application_decides_access(b: Backend) {
 
 /// Every built-in blueprint, applied as at server start.
 async fn apply_builtins(app: &TestApp) {
-    for (path, text) in portcullis_http::blueprints::BUILTINS {
-        let bp = portcullis_blueprint::parse(text, path).unwrap();
-        let options = portcullis_blueprint::ApplyOptions {
-            context: serde_json::Map::new(),
-            env: &|_| None,
-            blueprints_dir: None,
-        };
-        portcullis_http::blueprints::apply_blueprint(&app.state, &bp, &options)
-            .await
-            .unwrap_or_else(|e| panic!("{path}: {e}"));
-    }
+    app.apply_builtins().await;
 }
 
 /// Without a bootstrap password, initial-setup sets the admin's email and password once and

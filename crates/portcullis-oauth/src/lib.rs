@@ -34,12 +34,14 @@
 
 pub mod error;
 pub mod pkce;
+pub mod provider;
 pub mod redirect_uri;
 pub mod response;
 pub mod scope;
 
 pub use error::{ErrorCode, OAuthError};
 pub use pkce::{CodeChallengeMethod, PkceChallenge};
-pub use redirect_uri::{CompiledRedirectUris, MatchingMode, RedirectUri};
+pub use provider::{ClientType, IssuerMode, LogoutMethod, OAuth2Config, SubMode};
+pub use redirect_uri::{CompiledRedirectUris, MatchingMode, RedirectUri, RedirectUriType};
 pub use response::{ResponseMode, ResponseType};
 pub use scope::Scopes;

@@ -61,14 +61,38 @@ pub enum MatchingMode {
     Regex,
 }
 
+/// What a registered entry is for (authentik's `RedirectURIType`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RedirectUriType {
+    /// A `redirect_uri` of the authorization endpoint.
+    #[default]
+    Authorization,
+    /// A `post_logout_redirect_uri` of the end-session endpoint.
+    Logout,
+}
+
+impl RedirectUriType {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RedirectUriType::Authorization => "authorization",
+            RedirectUriType::Logout => "logout",
+        }
+    }
+}
+
 /// One registered redirect URI entry, serialised as authentik's
-/// `{"matching_mode": "strict", "url": "https://app/cb"}`.
+/// `{"matching_mode": "strict", "url": "https://app/cb", "redirect_uri_type": "authorization"}`
+/// (the type defaults to `authorization`).
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct RedirectUri {
     /// How `url` is compared.
     pub matching_mode: MatchingMode,
     /// The URI itself (strict) or a regular expression (regex).
     pub url: String,
+    /// What the entry is for; callers match against the entries of one type.
+    #[serde(default)]
+    pub redirect_uri_type: RedirectUriType,
 }
 
 impl RedirectUri {
@@ -78,6 +102,7 @@ impl RedirectUri {
         RedirectUri {
             matching_mode: MatchingMode::Strict,
             url: url.into(),
+            redirect_uri_type: RedirectUriType::Authorization,
         }
     }
 
@@ -87,6 +112,7 @@ impl RedirectUri {
         RedirectUri {
             matching_mode: MatchingMode::Regex,
             url: pattern.into(),
+            redirect_uri_type: RedirectUriType::Authorization,
         }
     }
 

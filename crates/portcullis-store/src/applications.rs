@@ -17,6 +17,8 @@ pub struct ApplicationFilter {
     pub slug: Option<String>,
     pub group: Option<String>,
     pub meta_publisher: Option<String>,
+    /// The application of this provider (at most one: the column is unique).
+    pub provider: Option<i32>,
 }
 
 fn to_domain(m: application::Model) -> Result<Application, StoreError> {
@@ -112,6 +114,9 @@ impl Store {
         }
         if let Some(v) = &f.meta_publisher {
             s = s.filter(application::Column::MetaPublisher.eq(v.as_str()));
+        }
+        if let Some(v) = f.provider {
+            s = s.filter(application::Column::ProviderId.eq(v));
         }
         if let Some(term) = q.search.as_deref().filter(|t| !t.is_empty()) {
             s = s.filter(search_condition(

@@ -61,6 +61,7 @@ fn unique_field(msg: &str) -> String {
         "is_default",
         "client_id",
         "managed",
+        "provider_id",
     ] {
         if msg.contains(&format!("_{known}_key")) || msg.contains(&format!("({known})")) {
             return known.to_owned();

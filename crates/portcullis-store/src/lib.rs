@@ -21,6 +21,7 @@ mod flows;
 mod groups;
 mod handle;
 pub mod migration;
+mod oauth_grants;
 mod policies;
 mod prompts;
 mod property_mappings;
@@ -422,6 +423,7 @@ impl Store {
             policy_binding => policy_binding::Column::Id,
             prompt => prompt::Column::Id,
             session => session::Column::Id,
+            oauth_grant => oauth_grant::Column::Id,
             user_consent => user_consent::Column::Id,
             reputation => reputation::Column::Id,
             provider => provider::Column::Id,

@@ -23,6 +23,7 @@ pub struct ProviderFilter {
     pub name: Option<String>,
     /// Only providers of these kinds (empty: all).
     pub kinds: Vec<String>,
+    pub client_id: Option<String>,
 }
 
 /// authentik's (app label, model name) of a provider kind; `None` for kinds Portcullis does not
@@ -226,6 +227,9 @@ impl Store {
         }
         if !f.kinds.is_empty() {
             s = s.filter(provider::Column::Kind.is_in(f.kinds.clone()));
+        }
+        if let Some(v) = &f.client_id {
+            s = s.filter(provider::Column::ClientId.eq(v.as_str()));
         }
         if let Some(term) = q.search.as_deref().filter(|t| !t.is_empty()) {
             s = s.filter(search_condition(term, &[provider::Column::Name]));

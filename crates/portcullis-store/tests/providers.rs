@@ -899,8 +899,16 @@ async fn provider_delete_clears_applications(b: Backend) {
         .create_application(application("one", Some(gone.pk)), &actor())
         .await
         .unwrap();
-    let a2 = store
+    // One provider, one application.
+    let dup = store
         .create_application(application("two", Some(gone.pk)), &actor())
+        .await;
+    assert!(
+        matches!(&dup, Err(StoreError::Conflict { field }) if field == "provider_id"),
+        "{dup:?}"
+    );
+    let a2 = store
+        .create_application(application("two", None), &actor())
         .await
         .unwrap();
     let a3 = store
@@ -1122,7 +1130,154 @@ async fn unit_of_work_rolls_back_providers(b: Backend) {
     assert_eq!(event_count(&store).await, events_before);
 }
 
+// ---------------------------------------------------------------------------- oauth grants
+
+fn grant(kind: OAuthGrantKind, key: &str, provider: i32, user: i32, family: Uuid) -> OAuthGrant {
+    let now = SystemClock.now();
+    OAuthGrant {
+        id: 0,
+        kind,
+        key_hash: key.into(),
+        provider,
+        user,
+        family,
+        session: None,
+        scope: "openid email".into(),
+        data: json!({"redirect_uri": "https://app/cb"}),
+        created: now,
+        expires: now + chrono::Duration::minutes(1),
+        used: true,
+        revoked: true,
+    }
+}
+
+/// Codes are consumed once, whoever races; families revoke together; grants go with their
+/// provider and user; expired ones are swept.
+async fn oauth_grants_single_use_and_families(b: Backend) {
+    let (store, _db) = test_store(b).await;
+    let p = store
+        .create_provider(oauth2("P", Some("p")), &actor())
+        .await
+        .unwrap();
+    let u = store
+        .create_user(NewUser::named("alice"), &Actor::system())
+        .await
+        .unwrap()
+        .user;
+    let family = Uuid::new_v4();
+    let code = store
+        .create_oauth_grant(grant(OAuthGrantKind::Code, "c1", p.pk, u.pk, family))
+        .await
+        .unwrap();
+    // Created fresh whatever was asked.
+    assert!(!code.used && !code.revoked);
+    assert_eq!(code.scope, "openid email");
+    let found = store
+        .find_oauth_grant(OAuthGrantKind::Code, "c1")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(found, code);
+    // The same hash under another kind is another grant.
+    assert!(
+        store
+            .find_oauth_grant(OAuthGrantKind::RefreshToken, "c1")
+            .await
+            .unwrap()
+            .is_none()
+    );
+    let dup = store
+        .create_oauth_grant(grant(OAuthGrantKind::Code, "c1", p.pk, u.pk, family))
+        .await;
+    assert!(matches!(dup, Err(StoreError::Conflict { .. })), "{dup:?}");
+
+    // Eight concurrent redemptions: exactly one wins.
+    let mut tasks = Vec::new();
+    for _ in 0..8 {
+        let store = store.clone();
+        tasks.push(tokio::spawn(async move {
+            store.consume_oauth_grant(code.id).await.unwrap()
+        }));
+    }
+    let mut wins = 0;
+    for t in tasks {
+        if t.await.unwrap() {
+            wins += 1;
+        }
+    }
+    assert_eq!(wins, 1);
+
+    let access = store
+        .create_oauth_grant(grant(OAuthGrantKind::AccessToken, "a1", p.pk, u.pk, family))
+        .await
+        .unwrap();
+    let refresh = store
+        .create_oauth_grant(grant(
+            OAuthGrantKind::RefreshToken,
+            "r1",
+            p.pk,
+            u.pk,
+            family,
+        ))
+        .await
+        .unwrap();
+    let other = store
+        .create_oauth_grant(grant(
+            OAuthGrantKind::RefreshToken,
+            "r2",
+            p.pk,
+            u.pk,
+            Uuid::new_v4(),
+        ))
+        .await
+        .unwrap();
+    assert_eq!(store.revoke_oauth_family(family).await.unwrap(), 3);
+    assert_eq!(store.revoke_oauth_family(family).await.unwrap(), 0);
+    for (kind, key) in [
+        (OAuthGrantKind::AccessToken, "a1"),
+        (OAuthGrantKind::RefreshToken, "r1"),
+    ] {
+        let g = store.find_oauth_grant(kind, key).await.unwrap().unwrap();
+        assert!(g.revoked, "{key}");
+    }
+    // A revoked grant cannot be consumed; the other family is untouched.
+    assert!(!store.consume_oauth_grant(refresh.id).await.unwrap());
+    assert!(store.consume_oauth_grant(other.id).await.unwrap());
+    assert!(store.revoke_oauth_grant(other.id).await.unwrap());
+    assert!(!store.revoke_oauth_grant(other.id).await.unwrap());
+    assert_eq!(access.family, family);
+
+    // Sweeping removes only what expired before the cut.
+    let swept = store
+        .delete_expired_oauth_grants(SystemClock.now() + chrono::Duration::minutes(2))
+        .await
+        .unwrap();
+    assert_eq!(swept, 4);
+    let kept = store
+        .create_oauth_grant(grant(OAuthGrantKind::Code, "c2", p.pk, u.pk, family))
+        .await
+        .unwrap();
+    assert_eq!(
+        store
+            .delete_expired_oauth_grants(SystemClock.now())
+            .await
+            .unwrap(),
+        0
+    );
+
+    // Grants go with their user and their provider.
+    store.delete_user(u.pk, &Actor::system()).await.unwrap();
+    assert!(
+        store
+            .find_oauth_grant(OAuthGrantKind::Code, &kept.key_hash)
+            .await
+            .unwrap()
+            .is_none()
+    );
+}
+
 both_backends!(
+    oauth_grants_single_use_and_families,
     property_mappings_crud_and_events,
     property_mapping_conflicts,
     property_mappings_list_page_search_order,

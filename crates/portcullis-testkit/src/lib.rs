@@ -154,6 +154,24 @@ impl TestApp {
         app
     }
 
+    /// Applies every built-in blueprint, as the server does at start (default flows, stages,
+    /// scope mappings).
+    pub async fn apply_builtins(&self) {
+        for (path, text) in portcullis_http::blueprints::BUILTINS {
+            let bp = portcullis_blueprint::parse(text, path).expect("built-in blueprint parses");
+            let options = portcullis_blueprint::ApplyOptions {
+                context: serde_json::Map::new(),
+                env: &|_| None,
+                blueprints_dir: None,
+            };
+            if let Err(e) =
+                portcullis_http::blueprints::apply_blueprint(&self.state, &bp, &options).await
+            {
+                panic!("{path}: {e}");
+            }
+        }
+    }
+
     /// Creates a non-expiring API token for `user_pk` and returns its key.
     pub async fn token_for(&self, user_pk: i32, identifier: &str) -> String {
         self.token_expiring(user_pk, identifier, None).await

@@ -15,6 +15,28 @@ use crate::extract::{ApiJson, Auth, QueryParams};
 use crate::pagination::{check_page, list_query};
 use crate::serializers::{ApplicationRequest, ApplicationSerializer, PaginatedApplicationList};
 
+/// The provider an application names must exist (its uniqueness is the store's: one provider,
+/// one application).
+async fn check_provider(
+    store: &portcullis_store::Store,
+    r: &ApplicationRequest,
+    errors: &mut FieldErrors,
+) -> ApiResult<()> {
+    if let Some(Some(pk)) = r.provider {
+        match store.find_provider(pk).await {
+            Ok(_) => {}
+            Err(portcullis_store::StoreError::NotFound) => {
+                errors.add(
+                    "provider",
+                    format!("Invalid pk \"{pk}\" - object does not exist."),
+                );
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Ok(())
+}
+
 fn validate_request(r: &ApplicationRequest, errors: &mut FieldErrors) {
     if let Some(v) = &r.name {
         validate::text(errors, "name", v, validate::NAME_MAX, false);
@@ -35,14 +57,11 @@ fn validate_request(r: &ApplicationRequest, errors: &mut FieldErrors) {
             validate::text(errors, field, v, validate::TEXT_MAX, true);
         }
     }
-    if let Some(Some(_)) = r.provider {
-        // Providers arrive with their own issues; until then no provider pk exists.
-        errors.add("provider", "Invalid pk - object does not exist.");
-    }
     if r.backchannel_providers
         .as_ref()
         .is_some_and(|b| !b.is_empty())
     {
+        // Backchannel providers (SCIM, RAC, ...) arrive with their own issues.
         errors.add(
             "backchannel_providers",
             "Invalid pk - object does not exist.",
@@ -65,6 +84,7 @@ pub async fn list(
         slug: q.string("slug"),
         group: q.string("group"),
         meta_publisher: q.string("meta_publisher"),
+        provider: None,
     };
     let page = state.store.list_applications(&filter, &lq).await?;
     check_page(&lq.page, page.count)?;
@@ -101,6 +121,7 @@ pub(crate) async fn create_application(
         &[("name", r.name.is_some()), ("slug", r.slug.is_some())],
     );
     validate_request(&r, &mut errors);
+    check_provider(store, &r, &mut errors).await?;
     check(errors)?;
     let app = Application {
         uuid: uuid::Uuid::nil(),
@@ -135,6 +156,7 @@ pub(crate) async fn update_application(
         );
     }
     validate_request(&r, &mut errors);
+    check_provider(store, &r, &mut errors).await?;
     check(errors)?;
     let patch = ApplicationPatch {
         name: r.name,

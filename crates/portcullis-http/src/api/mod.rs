@@ -10,6 +10,8 @@ pub mod flows;
 pub mod groups;
 pub mod policies;
 pub mod prompts;
+pub mod property_mappings;
+pub mod providers;
 pub mod stages;
 pub mod tokens;
 pub mod users;

@@ -39,12 +39,28 @@ fn serde_matches_authentik_json() {
     assert_eq!(
         value,
         json!([
-            {"matching_mode": "strict", "url": "https://app/cb"},
-            {"matching_mode": "regex", "url": "https://.*\\.example\\.com/cb"},
+            {"matching_mode": "strict", "url": "https://app/cb", "redirect_uri_type": "authorization"},
+            {"matching_mode": "regex", "url": "https://.*\\.example\\.com/cb", "redirect_uri_type": "authorization"},
         ])
     );
     let back: Vec<RedirectUri> = serde_json::from_value(value).unwrap();
     assert_eq!(back, entries);
+    // authentik before the type existed wrote no type: such entries are for authorization.
+    let old: RedirectUri =
+        serde_json::from_value(json!({"matching_mode": "strict", "url": "https://app/cb"}))
+            .unwrap();
+    assert_eq!(old, RedirectUri::strict("https://app/cb"));
+    let logout: RedirectUri = serde_json::from_value(
+        json!({"matching_mode": "strict", "url": "https://app/bye", "redirect_uri_type": "logout"}),
+    )
+    .unwrap();
+    assert_eq!(logout.redirect_uri_type, RedirectUriType::Logout);
+    assert!(
+        serde_json::from_value::<RedirectUri>(
+            json!({"matching_mode": "strict", "url": "https://app/cb", "redirect_uri_type": "other"})
+        )
+        .is_err()
+    );
 }
 
 #[test]

@@ -10,6 +10,7 @@ pub mod flow;
 pub mod flow_stage_binding;
 pub mod group;
 pub mod group_user;
+pub mod oauth_grant;
 pub mod policy;
 pub mod policy_binding;
 pub mod prompt;

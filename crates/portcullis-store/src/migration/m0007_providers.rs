@@ -5,7 +5,8 @@
 //! own. A provider's flows are flow uuids that fall back to NULL when the flow goes (their
 //! foreign keys); its links to mappings go with either side.
 //! `applications.provider_id` (m0001) has no foreign key: SQLite cannot add one to an existing
-//! table, so `Store::delete_provider` clears it.
+//! table, so `Store::delete_provider` clears it. It gets a unique index: one provider, one
+//! application.
 
 use sea_orm_migration::prelude::*;
 use sea_orm_migration::schema::*;
@@ -102,6 +103,17 @@ impl MigrationTrait for Migration {
         )
         .await?;
         m.create_index(index("provider_property_mappings", &["mapping_id"]))
-            .await
+            .await?;
+        // An application has at most one provider and a provider serves at most one
+        // application (authentik's one-to-one); NULLs repeat freely on both databases.
+        m.create_index(
+            Index::create()
+                .name("applications_provider_id_key")
+                .table(n("applications"))
+                .col(n("provider_id"))
+                .unique()
+                .take(),
+        )
+        .await
     }
 }

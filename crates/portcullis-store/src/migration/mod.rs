@@ -13,6 +13,7 @@ mod m0004_event_user_pk;
 mod m0005_flows;
 mod m0006_brand_flows;
 mod m0007_providers;
+mod m0008_oauth_grants;
 
 pub struct Migrator;
 
@@ -27,6 +28,7 @@ impl MigratorTrait for Migrator {
             Box::new(m0005_flows::Migration),
             Box::new(m0006_brand_flows::Migration),
             Box::new(m0007_providers::Migration),
+            Box::new(m0008_oauth_grants::Migration),
         ]
     }
 }

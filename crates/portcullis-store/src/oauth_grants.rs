@@ -1,0 +1,121 @@
+//! OAuth grants (codes, access tokens by `jti`, refresh tokens): created, found by the hash of
+//! their secret, consumed once, revoked by family. See `portcullis_core::OAuthGrant` for the
+//! invariants.
+//!
+//! Consuming is one conditional UPDATE (`used = false` → `true`), so two requests racing to
+//! redeem one code cannot both win, on either database.
+
+use chrono::{DateTime, Utc};
+use portcullis_core::{OAuthGrant, OAuthGrantKind};
+use sea_orm::sea_query::Expr;
+use sea_orm::{ActiveModelTrait, ColumnTrait, EntityTrait, QueryFilter, Set};
+use uuid::Uuid;
+
+use crate::entity::oauth_grant;
+use crate::{Store, StoreError};
+
+fn to_domain(m: oauth_grant::Model) -> Result<OAuthGrant, StoreError> {
+    Ok(OAuthGrant {
+        id: m.id,
+        kind: OAuthGrantKind::parse(&m.kind)
+            .ok_or_else(|| StoreError::Config(format!("unknown oauth grant kind {:?}", m.kind)))?,
+        key_hash: m.key_hash,
+        provider: m.provider_id,
+        user: m.user_id,
+        family: m.family,
+        session: m.session_uuid,
+        scope: m.scope,
+        data: m.data,
+        created: m.created,
+        expires: m.expires,
+        used: m.used,
+        revoked: m.revoked,
+    })
+}
+
+impl Store {
+    /// Stores a grant (`id` is assigned; `used` and `revoked` start false).
+    pub async fn create_oauth_grant(&self, g: OAuthGrant) -> Result<OAuthGrant, StoreError> {
+        let m = oauth_grant::ActiveModel {
+            kind: Set(g.kind.as_str().to_owned()),
+            key_hash: Set(g.key_hash),
+            provider_id: Set(g.provider),
+            user_id: Set(g.user),
+            family: Set(g.family),
+            session_uuid: Set(g.session),
+            scope: Set(g.scope),
+            data: Set(g.data),
+            created: Set(g.created),
+            expires: Set(g.expires),
+            used: Set(false),
+            revoked: Set(false),
+            ..Default::default()
+        }
+        .insert(&self.write)
+        .await?;
+        to_domain(m)
+    }
+
+    /// The grant of this kind whose secret hashes to `key_hash`, whatever its state (the caller
+    /// decides what an expired, used or revoked one means).
+    pub async fn find_oauth_grant(
+        &self,
+        kind: OAuthGrantKind,
+        key_hash: &str,
+    ) -> Result<Option<OAuthGrant>, StoreError> {
+        oauth_grant::Entity::find()
+            .filter(oauth_grant::Column::Kind.eq(kind.as_str()))
+            .filter(oauth_grant::Column::KeyHash.eq(key_hash))
+            .one(&self.write)
+            .await?
+            .map(to_domain)
+            .transpose()
+    }
+
+    /// Marks the grant used if it was neither used nor revoked; true when this call did it
+    /// (exactly one of any number of concurrent callers gets true).
+    pub async fn consume_oauth_grant(&self, id: i32) -> Result<bool, StoreError> {
+        let r = oauth_grant::Entity::update_many()
+            .col_expr(oauth_grant::Column::Used, Expr::value(true))
+            .filter(oauth_grant::Column::Id.eq(id))
+            .filter(oauth_grant::Column::Used.eq(false))
+            .filter(oauth_grant::Column::Revoked.eq(false))
+            .exec(&self.write)
+            .await?;
+        Ok(r.rows_affected == 1)
+    }
+
+    /// Revokes every grant of `family`; returns how many were still unrevoked.
+    pub async fn revoke_oauth_family(&self, family: Uuid) -> Result<u64, StoreError> {
+        let r = oauth_grant::Entity::update_many()
+            .col_expr(oauth_grant::Column::Revoked, Expr::value(true))
+            .filter(oauth_grant::Column::Family.eq(family))
+            .filter(oauth_grant::Column::Revoked.eq(false))
+            .exec(&self.write)
+            .await?;
+        Ok(r.rows_affected)
+    }
+
+    /// Revokes one grant; true when it was not revoked before.
+    pub async fn revoke_oauth_grant(&self, id: i32) -> Result<bool, StoreError> {
+        let r = oauth_grant::Entity::update_many()
+            .col_expr(oauth_grant::Column::Revoked, Expr::value(true))
+            .filter(oauth_grant::Column::Id.eq(id))
+            .filter(oauth_grant::Column::Revoked.eq(false))
+            .exec(&self.write)
+            .await?;
+        Ok(r.rows_affected == 1)
+    }
+
+    /// Deletes grants that expired before `before` (housekeeping).
+    pub async fn delete_expired_oauth_grants(
+        &self,
+        before: DateTime<Utc>,
+    ) -> Result<u64, StoreError> {
+        let r = oauth_grant::Entity::delete_many()
+            .filter(oauth_grant::Column::Expires.lt(before))
+            .exec(&self.write)
+            .await?;
+        Ok(r.rows_affected)
+    }
+}
