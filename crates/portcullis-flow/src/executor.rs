@@ -190,6 +190,18 @@ impl<'a> Executor<'a> {
         }
     }
 
+    /// Starts flow `flow` for a protocol (an OAuth authorization, later SAML, ...): plans it
+    /// seeded with `context` (whose `redirect` is where the browser goes when the flow is
+    /// done), stores the plan, and answers the redirect to the flow's page, or the challenge
+    /// that says why the flow cannot run (access denied, ...).
+    pub async fn start(
+        &mut self,
+        flow: uuid::Uuid,
+        context: Map<String, Value>,
+    ) -> Result<Challenge, FlowError> {
+        self.switch_flow(flow, Some(context)).await
+    }
+
     /// Plans flow `target` now (seeded with `context`), stores the plan, and sends the browser
     /// to the flow's page, which continues it.
     async fn switch_flow(

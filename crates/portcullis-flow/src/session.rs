@@ -46,6 +46,9 @@ pub struct LoginRecord {
     pub event: NewEvent,
 }
 
+/// The session data key of the time of the last login.
+pub const AUTH_TIME: &str = "auth_time";
+
 /// One request's view of its session.
 #[derive(Debug)]
 pub struct SessionState {
@@ -154,6 +157,46 @@ impl SessionState {
             .ok_or_else(|| StoreError::Config("session vanished".into()))
     }
 
+    /// When the logged-in user authenticated (seconds since the epoch), if recorded.
+    pub fn auth_time(&self) -> Option<i64> {
+        self.session.as_ref()?.data.get(AUTH_TIME)?.as_i64()
+    }
+
+    /// A value other parts of the server keep in the session (`key` is theirs; `flows` and
+    /// `auth_time` are the flow engine's).
+    pub fn data(&self, key: &str) -> Option<&Value> {
+        self.session.as_ref()?.data.get(key)
+    }
+
+    /// Stores (or with `None`, removes) a value in the session; saved by
+    /// [`SessionState::save`]. Creates an anonymous session when there is none.
+    pub async fn set_data(
+        &mut self,
+        store: &Store,
+        key: &str,
+        value: Option<Value>,
+    ) -> Result<(), StoreError> {
+        if value.is_none() && self.data(key).is_none() {
+            return Ok(());
+        }
+        let session = self.ensure(store).await?;
+        if !session.data.is_object() {
+            session.data = Value::Object(Map::new());
+        }
+        if let Some(data) = session.data.as_object_mut() {
+            match value {
+                Some(v) => {
+                    data.insert(key.to_owned(), v);
+                }
+                None => {
+                    data.remove(key);
+                }
+            }
+        }
+        self.dirty = true;
+        Ok(())
+    }
+
     /// The stored plan of flow `slug`, as JSON.
     pub fn plan(&self, slug: &str) -> Option<&Value> {
         self.session.as_ref()?.data.get("flows")?.get(slug)
@@ -226,6 +269,14 @@ impl SessionState {
                 DEFAULT_AUTHENTICATED_AGE
             };
         session.last_used = now;
+        // When the person last proved who they are: OIDC's auth_time and max_age.
+        if let Some(data) = session.data.as_object_mut() {
+            data.insert(AUTH_TIME.into(), Value::from(now.timestamp()));
+        } else {
+            let mut data = Map::new();
+            data.insert(AUTH_TIME.into(), Value::from(now.timestamp()));
+            session.data = Value::Object(data);
+        }
         self.cookie = CookieChange::Set {
             key,
             max_age: persistent.then(|| duration.num_seconds()),

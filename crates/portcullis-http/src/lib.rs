@@ -10,6 +10,7 @@ pub mod export;
 pub mod extract;
 pub mod flows_executor;
 pub mod health;
+pub mod oauth;
 pub mod openapi;
 pub mod pagination;
 pub mod serializers;
@@ -125,6 +126,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .merge(health::router())
         .merge(flows_executor::router())
         .merge(ui::router())
+        .merge(oauth::router())
         .merge(openapi::schema_router())
         .fallback(api::fallback)
         .method_not_allowed_fallback(api::method_not_allowed)

@@ -32,12 +32,15 @@
 //! (response types and modes) and [`error`] (the protocol's error codes). Nothing in this crate
 //! knows axum or SQL (see `scripts/check-deps`).
 
+pub mod authorize;
 pub mod error;
+pub mod issue;
 pub mod pkce;
 pub mod provider;
 pub mod redirect_uri;
 pub mod response;
 pub mod scope;
+pub mod token;
 
 pub use error::{ErrorCode, OAuthError};
 pub use pkce::{CodeChallengeMethod, PkceChallenge};

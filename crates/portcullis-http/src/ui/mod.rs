@@ -101,7 +101,7 @@ fn brand_json(b: &Brand) -> Value {
     })
 }
 
-fn page(html: String, status: StatusCode) -> Response {
+pub(crate) fn page(html: String, status: StatusCode) -> Response {
     let mut r = (status, Html(html)).into_response();
     let h = r.headers_mut();
     h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
@@ -133,7 +133,7 @@ fn redirect(to: &str) -> Response {
 
 /// The slug of the flow with `designation` for the brand of this request's host: the flow the
 /// brand names, else authentik's default slug, else any flow of that designation.
-async fn default_flow(
+pub(crate) async fn default_flow(
     state: &AppState,
     headers: &axum::http::HeaderMap,
     designation: FlowDesignation,
@@ -282,7 +282,7 @@ async fn user_page(
 }
 
 /// Renders a challenge as the flow page (redirect challenges become HTTP redirects).
-fn render_challenge(
+pub(crate) fn render_challenge(
     c: &Challenge,
     slug: &str,
     query: &str,

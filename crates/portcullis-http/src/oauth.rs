@@ -1,0 +1,926 @@
+//! The OAuth 2.0 / OpenID Connect endpoints at authentik's paths. This module only decodes
+//! and encodes HTTP; the protocol is `portcullis-oauth`'s, the login and consent the flow
+//! engine's.
+//!
+//! ```text
+//!  GET /application/o/authorize/ ──validate──> logged in? ──no──> authentication flow ─┐
+//!        │                                      │ yes                ?next=authorize   │
+//!        │                                      v                                      │
+//!        │                  application policies ──> authorization flow (consent) <───┘
+//!        │                                                 │ done: redirect to
+//!        v                                                 v
+//!   error page / error redirect           /application/o/authorize/fulfil/?id=…
+//!                                          code / tokens ──> client's redirect_uri
+//!  POST /application/o/token/ ──client auth──> grant ──> JSON
+//!  GET|POST /application/o/userinfo/ ──bearer JWT──> claims of the granted scopes
+//! ```
+//! The pending authorization waits in the session under a random id that only the flow's final
+//! redirect reveals, so a client cannot skip the flow (and its consent) by calling the fulfil
+//! URL itself.
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use axum::http::{HeaderValue, StatusCode, header, request::Parts};
+use axum::response::{IntoResponse, Redirect, Response};
+use axum::routing::get;
+use portcullis_core::{Application, EventAction, FlowDesignation, NewEvent, Provider};
+use portcullis_flow::{Executor, context};
+use portcullis_oauth::authorize::{self, Authorization, AuthorizeRequest, Refusal};
+use portcullis_oauth::error::{ErrorCode, OAuthError};
+use portcullis_oauth::issue::{self, GrantData, GrantSubject, IssueOptions, OAuthServices};
+use portcullis_oauth::provider::{IssuerMode, KIND};
+use portcullis_oauth::token::{self, GrantOutcome, TokenForm};
+use portcullis_oauth::{OAuth2Config, ResponseMode};
+use portcullis_store::{ApplicationFilter, StoreError};
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+use uuid::Uuid;
+
+use crate::AppState;
+use crate::error::{ApiError, ApiResult};
+
+/// The session data key of authorizations waiting for their flow.
+const PENDING: &str = "oauth_pending";
+/// Most authorizations one session may have waiting (oldest dropped first).
+const MAX_PENDING: usize = 8;
+/// How long an authorization may wait for its flow.
+const PENDING_TTL_SECONDS: i64 = 30 * 60;
+/// The largest token or userinfo request body read.
+const MAX_FORM_BYTES: usize = 64 * 1024;
+
+pub fn router() -> Router<Arc<AppState>> {
+    Router::new()
+        .route(
+            "/application/o/authorize/",
+            get(authorize_get).post(authorize_post),
+        )
+        .route("/application/o/authorize/fulfil/", get(fulfil))
+        .route(
+            "/application/o/token/",
+            axum::routing::post(token_endpoint)
+                .layer(axum::extract::DefaultBodyLimit::max(MAX_FORM_BYTES)),
+        )
+        .route(
+            "/application/o/userinfo/",
+            get(userinfo).post(userinfo_post),
+        )
+        .route(
+            "/application/o/{slug}/.well-known/openid-configuration",
+            get(discovery),
+        )
+        .route(
+            "/.well-known/oauth-authorization-server/application/o/{slug}/",
+            get(discovery),
+        )
+        .route("/application/o/{slug}/jwks/", get(jwks))
+}
+
+pub(crate) fn services(state: &AppState) -> OAuthServices {
+    OAuthServices {
+        store: state.store.clone(),
+        secrets: state.secrets.clone(),
+        clock: state.clock.clone(),
+        install_id: state.install_id.clone(),
+    }
+}
+
+/// `https://host` of the request (the scheme as the client reached us).
+fn base_url(parts: &Parts) -> String {
+    let scheme = if crate::session::is_https(parts) {
+        "https"
+    } else {
+        "http"
+    };
+    let host = parts
+        .headers
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .filter(|h| {
+            !h.is_empty()
+                && h.len() <= 255
+                && h.chars()
+                    .all(|c| c.is_ascii_alphanumeric() || ".-:[]".contains(c))
+        })
+        .unwrap_or("localhost");
+    format!("{scheme}://{host}")
+}
+
+fn issuer(base: &str, config: &OAuth2Config, app: &Application) -> String {
+    match config.issuer_mode {
+        IssuerMode::PerProvider => format!("{base}/application/o/{}/", app.slug),
+        IssuerMode::Global => format!("{base}/"),
+    }
+}
+
+/// The application an OAuth2 provider serves.
+async fn application_of(
+    state: &AppState,
+    provider: i32,
+) -> Result<Option<Application>, StoreError> {
+    Ok(state
+        .store
+        .list_applications(
+            &ApplicationFilter {
+                provider: Some(provider),
+                ..Default::default()
+            },
+            &crate::api::everything(),
+        )
+        .await?
+        .items
+        .into_iter()
+        .next())
+}
+
+/// The application `slug` and its OAuth2 provider.
+async fn app_and_provider(state: &AppState, slug: &str) -> ApiResult<(Application, Provider)> {
+    let app = state.store.find_application(slug).await?;
+    let pk = app.provider.ok_or(ApiError::NotFound)?;
+    let provider = state.store.find_provider(pk).await?;
+    if provider.kind != KIND {
+        return Err(ApiError::NotFound);
+    }
+    Ok((app, provider))
+}
+
+fn json_response(status: StatusCode, body: &Value) -> Response {
+    let mut r = (status, axum::Json(body)).into_response();
+    let h = r.headers_mut();
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    h.insert(header::PRAGMA, HeaderValue::from_static("no-cache"));
+    r
+}
+
+fn cors_public(mut r: Response) -> Response {
+    r.headers_mut().insert(
+        header::ACCESS_CONTROL_ALLOW_ORIGIN,
+        HeaderValue::from_static("*"),
+    );
+    r
+}
+
+// ---------------------------------------------------------------------------- discovery
+
+async fn discovery(
+    State(state): State<Arc<AppState>>,
+    Path(slug): Path<String>,
+    parts: Parts,
+) -> ApiResult<Response> {
+    let (app, provider) = app_and_provider(&state, &slug).await?;
+    let config = OAuth2Config::from_value(&provider.config);
+    let base = base_url(&parts);
+    let o = format!("{base}/application/o");
+    let scopes = issue::provider_scopes(&state.store, &provider)
+        .await
+        .map_err(|e| ApiError::Internal(e.to_string()))?;
+    let alg = match config.signing_key {
+        Some(_) => issue::signer(&services(&state), &config)
+            .await
+            .map(|s| s.algorithm().as_str())
+            .unwrap_or("RS256"),
+        None => "HS256",
+    };
+    let doc = json!({
+        "issuer": issuer(&base, &config, &app),
+        "authorization_endpoint": format!("{o}/authorize/"),
+        "token_endpoint": format!("{o}/token/"),
+        "userinfo_endpoint": format!("{o}/userinfo/"),
+        "end_session_endpoint": format!("{o}/{}/end-session/", app.slug),
+        "introspection_endpoint": format!("{o}/introspect/"),
+        "revocation_endpoint": format!("{o}/revoke/"),
+        "device_authorization_endpoint": format!("{o}/device/"),
+        "jwks_uri": format!("{o}/{}/jwks/", app.slug),
+        "response_types_supported": ["code", "id_token", "id_token token", "code token", "code id_token", "code id_token token"],
+        "response_modes_supported": ["query", "fragment", "form_post"],
+        "grant_types_supported": config.grant_types,
+        "subject_types_supported": ["public"],
+        "id_token_signing_alg_values_supported": [alg],
+        "scopes_supported": scopes,
+        "claims_supported": ["sub", "iss", "aud", "exp", "iat", "auth_time", "acr", "amr", "nonce", "sid",
+            "email", "email_verified", "name", "given_name", "preferred_username", "nickname", "groups"],
+        "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post"],
+        "code_challenge_methods_supported": ["plain", "S256"],
+        "request_parameter_supported": false,
+        "request_uri_parameter_supported": false,
+        "claims_parameter_supported": false,
+        "backchannel_logout_supported": true,
+        "backchannel_logout_session_supported": true,
+        "authorization_response_iss_parameter_supported": true,
+    });
+    Ok(cors_public(json_response(StatusCode::OK, &doc)))
+}
+
+async fn jwks(State(state): State<Arc<AppState>>, Path(slug): Path<String>) -> ApiResult<Response> {
+    let (_, provider) = app_and_provider(&state, &slug).await?;
+    let config = OAuth2Config::from_value(&provider.config);
+    let doc = match config.signing_key {
+        Some(_) => {
+            let signer = issue::signer(&services(&state), &config)
+                .await
+                .map_err(|e| ApiError::Internal(e.to_string()))?;
+            portcullis_crypto::jws::jwks([&signer])
+        }
+        None => json!({"keys": []}),
+    };
+    Ok(cors_public(json_response(StatusCode::OK, &doc)))
+}
+
+// ---------------------------------------------------------------------------- authorize
+
+/// An error shown to the person (never redirected): the client or redirect URI is unknown.
+fn error_page(error: &OAuthError, status: StatusCode) -> Response {
+    let esc = |s: &str| {
+        s.replace('&', "&amp;")
+            .replace('<', "&lt;")
+            .replace('>', "&gt;")
+            .replace('"', "&quot;")
+    };
+    let html = format!(
+        "<!DOCTYPE html><html><head><meta charset=\"utf-8\"><title>Authorization error</title>\
+         <link rel=\"stylesheet\" href=\"/static/dist/portcullis.css\"></head><body><main class=\"card\">\
+         <h1>The application sent an invalid request</h1><p><code>{}</code></p><p>{}</p>\
+         </main></body></html>",
+        esc(error.code().as_str()),
+        esc(error.description().unwrap_or(""))
+    );
+    crate::ui::page(html, status)
+}
+
+/// The authorization response (or error) in its response mode.
+fn respond(resp: &authorize::AuthorizationResponse) -> Response {
+    match resp.location() {
+        Some(to) => {
+            let mut r = Redirect::to(&to).into_response();
+            r.headers_mut()
+                .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+            r
+        }
+        None => {
+            let nonce = portcullis_crypto::random_string(24);
+            let html = resp.form_post_html(&nonce);
+            let mut r = (StatusCode::OK, axum::response::Html(html)).into_response();
+            let h = r.headers_mut();
+            h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+            if let Ok(csp) = HeaderValue::from_str(&format!(
+                "default-src 'none'; script-src 'nonce-{nonce}'; frame-ancestors 'none'; base-uri 'none'"
+            )) {
+                h.insert("content-security-policy", csp);
+            }
+            r
+        }
+    }
+}
+
+/// An authorization waiting for its flow, in the session.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct Pending {
+    authorization: Authorization,
+    application: Uuid,
+    user: i32,
+    created: i64,
+}
+
+async fn authorize_get(State(state): State<Arc<AppState>>, parts: Parts) -> ApiResult<Response> {
+    let query = parts.uri.query().unwrap_or("").to_owned();
+    authorize(&state, parts, &query).await
+}
+
+async fn authorize_post(
+    State(state): State<Arc<AppState>>,
+    parts: Parts,
+    body: Bytes,
+) -> ApiResult<Response> {
+    let query = String::from_utf8_lossy(&body).into_owned();
+    authorize(&state, parts, &query).await
+}
+
+async fn authorize(state: &AppState, parts: Parts, query: &str) -> ApiResult<Response> {
+    let req = match AuthorizeRequest::parse(query) {
+        Ok(r) => r,
+        Err(e) => return Ok(error_page(&e, StatusCode::BAD_REQUEST)),
+    };
+    let unknown_client = || {
+        error_page(
+            &OAuthError::described(ErrorCode::InvalidClient, "unknown client_id"),
+            StatusCode::BAD_REQUEST,
+        )
+    };
+    let provider = match state.store.find_provider_by_client_id(&req.client_id).await {
+        Ok(p) if p.kind == KIND => p,
+        Ok(_) | Err(StoreError::NotFound) => return Ok(unknown_client()),
+        Err(e) => return Err(e.into()),
+    };
+    let Some(app) = application_of(state, provider.pk).await? else {
+        return Ok(unknown_client());
+    };
+    let config = OAuth2Config::from_value(&provider.config);
+    let base = base_url(&parts);
+    let iss = issuer(&base, &config, &app);
+    let scopes = issue::provider_scopes(&state.store, &provider)
+        .await
+        .map_err(|e| ApiError::Internal(e.to_string()))?;
+    let authorization = match authorize::validate(&req, provider.pk, &config, &scopes) {
+        Ok(a) => a,
+        Err(Refusal::Page(e)) => return Ok(error_page(&e, StatusCode::BAD_REQUEST)),
+        Err(Refusal::Redirect(r)) => return Ok(respond(&r.response(&iss))),
+    };
+
+    let mut session = crate::session::load(state, &parts).await?;
+    let now = state.clock.now().timestamp();
+    let auth_time = session.auth_time();
+    let too_old = authorization
+        .max_age
+        .is_some_and(|max| auth_time.is_none_or(|t| now - t > max));
+    if session.user().is_none() || authorization.prompt.login || too_old {
+        if authorization.prompt.none {
+            let e = OAuthError::new(ErrorCode::LoginRequired);
+            return Ok(respond(&authorization.error(e).response(&iss)));
+        }
+        // Log in first, then come back; prompt=login is satisfied by that login, so the way
+        // back drops it (otherwise the person would loop).
+        let back: String = form_urlencoded::Serializer::new(String::new())
+            .extend_pairs(
+                form_urlencoded::parse(query.as_bytes())
+                    .filter(|(k, v)| !(k == "prompt" && v.split(' ').any(|p| p == "login"))),
+            )
+            .finish();
+        let next = format!("/application/o/authorize/?{back}");
+        let flow_slug = match provider.authentication_flow {
+            Some(f) => state.store.find_flow(f).await.ok().map(|f| f.slug),
+            None => None,
+        };
+        let to = match flow_slug {
+            Some(slug) => format!(
+                "/if/flow/{slug}/?next={}",
+                portcullis_flow::executor::encode(&next)
+            ),
+            None => {
+                let slug =
+                    crate::ui::default_flow(state, &parts.headers, FlowDesignation::Authentication)
+                        .await?
+                        .ok_or(ApiError::NotFound)?;
+                format!(
+                    "/if/flow/{slug}/?next={}",
+                    portcullis_flow::executor::encode(&next)
+                )
+            }
+        };
+        if session.user().is_some() {
+            // A fresh login is required: the current one ends.
+            session.logout(&state.store).await?;
+        }
+        return Ok(crate::session::with_cookies(
+            Redirect::to(&to).into_response(),
+            &session,
+            &parts,
+        ));
+    }
+    let Some(user) = session.user().cloned() else {
+        return Err(ApiError::Internal("no user after login check".into()));
+    };
+
+    // The application's policies decide who may use it.
+    let request = crate::flows_executor::flow_request(state, &parts, String::new()).await?;
+    let preq = portcullis_policy::PolicyRequest::new(portcullis_policy::PolicyUser::from_user(
+        &user.user,
+        &user.groups,
+    ));
+    let actor = portcullis_core::Actor {
+        user: Some(portcullis_core::EventUser {
+            pk: user.user.pk,
+            email: user.user.email.clone(),
+            username: user.user.username.clone(),
+        }),
+        client_ip: request.http.client_ip.clone(),
+        brand: None,
+    };
+    let access = portcullis_flow::policies::evaluate_target(
+        &state.flows.policies,
+        app.uuid,
+        app.policy_engine_mode,
+        &preq,
+        &portcullis_policy::PolicyCache::new(),
+        &actor,
+    )
+    .await?;
+    if !access.passing {
+        if authorization.prompt.none {
+            let e = OAuthError::new(ErrorCode::AccessDenied);
+            return Ok(respond(&authorization.error(e).response(&iss)));
+        }
+        let c =
+            portcullis_flow::challenge::Challenge::access_denied(&if access.messages.is_empty() {
+                "You do not have access to this application.".to_owned()
+            } else {
+                access.messages.join(" ")
+            });
+        let r = crate::ui::render_challenge(&c, "", "", session.csrf_token(), &request.brand)?;
+        return Ok(crate::session::with_cookies(r, &session, &parts));
+    }
+
+    // The authorization waits in the session for the provider's authorization flow.
+    let id = portcullis_crypto::random_string(43);
+    let mut pending: serde_json::Map<String, Value> = session
+        .data(PENDING)
+        .and_then(Value::as_object)
+        .cloned()
+        .unwrap_or_default();
+    pending.retain(|_, v| {
+        v.get("created")
+            .and_then(Value::as_i64)
+            .is_some_and(|c| now - c < PENDING_TTL_SECONDS)
+    });
+    while pending.len() >= MAX_PENDING {
+        let Some(oldest) = pending.keys().next().cloned() else {
+            break;
+        };
+        pending.remove(&oldest);
+    }
+    let permissions = consent_permissions(state, &provider, &authorization.scopes).await?;
+    let waiting = Pending {
+        authorization: authorization.clone(),
+        application: app.uuid,
+        user: user.user.pk,
+        created: now,
+    };
+    pending.insert(
+        id.clone(),
+        serde_json::to_value(&waiting).map_err(|e| ApiError::Internal(e.to_string()))?,
+    );
+    session
+        .set_data(&state.store, PENDING, Some(Value::Object(pending)))
+        .await?;
+
+    let Some(flow) = provider.authorization_flow else {
+        let e = OAuthError::described(
+            ErrorCode::ServerError,
+            "the provider has no authorization flow",
+        );
+        return Ok(respond(&authorization.error(e).response(&iss)));
+    };
+    let mut ctx = serde_json::Map::new();
+    ctx.insert(
+        context::APPLICATION.into(),
+        json!({"pk": app.uuid.to_string(), "name": app.name, "slug": app.slug}),
+    );
+    ctx.insert(
+        context::CONSENT_PERMISSIONS.into(),
+        Value::Array(permissions),
+    );
+    ctx.insert(
+        context::REDIRECT.into(),
+        json!(format!("/application/o/authorize/fulfil/?id={id}")),
+    );
+    let challenge = Executor::new(&state.flows, &mut session, &request)
+        .start(flow, ctx)
+        .await?;
+    session.save(&state.store).await?;
+    let r = match challenge.field_str("to") {
+        Some(to) if challenge.component == portcullis_flow::challenge::REDIRECT => {
+            Redirect::to(to).into_response()
+        }
+        _ => crate::ui::render_challenge(&challenge, "", "", session.csrf_token(), &request.brand)?,
+    };
+    Ok(crate::session::with_cookies(r, &session, &parts))
+}
+
+/// The consent stage's permissions: the granted scopes that have a description.
+async fn consent_permissions(
+    state: &AppState,
+    provider: &Provider,
+    scopes: &[String],
+) -> ApiResult<Vec<Value>> {
+    let mappings = state.store.list_property_mappings_of(provider.pk).await?;
+    let mut out = Vec::new();
+    for m in mappings {
+        let scope = m
+            .config
+            .get("scope_name")
+            .and_then(Value::as_str)
+            .unwrap_or("");
+        let description = m
+            .config
+            .get("description")
+            .and_then(Value::as_str)
+            .unwrap_or("");
+        if scopes.iter().any(|s| s == scope) && !description.is_empty() {
+            out.push(json!({"id": scope, "name": description}));
+        }
+    }
+    Ok(out)
+}
+
+/// The flow is done: issue the code (and tokens) and send the browser to the client.
+async fn fulfil(State(state): State<Arc<AppState>>, parts: Parts) -> ApiResult<Response> {
+    let id = form_urlencoded::parse(parts.uri.query().unwrap_or("").as_bytes())
+        .find(|(k, _)| k == "id")
+        .map(|(_, v)| v.into_owned())
+        .unwrap_or_default();
+    let mut session = crate::session::load(&state, &parts).await?;
+    let mut pending: serde_json::Map<String, Value> = session
+        .data(PENDING)
+        .and_then(Value::as_object)
+        .cloned()
+        .unwrap_or_default();
+    let taken = pending.remove(&id);
+    let gone = || {
+        error_page(
+            &OAuthError::described(
+                ErrorCode::InvalidRequest,
+                "this authorization request has expired or was already answered; start again from the application",
+            ),
+            StatusCode::BAD_REQUEST,
+        )
+    };
+    let Some(waiting) = taken.and_then(|v| serde_json::from_value::<Pending>(v).ok()) else {
+        return Ok(crate::session::with_cookies(gone(), &session, &parts));
+    };
+    session
+        .set_data(&state.store, PENDING, Some(Value::Object(pending)))
+        .await?;
+    let now = state.clock.now().timestamp();
+    let user = match session.user() {
+        Some(u) if u.user.pk == waiting.user && now - waiting.created < PENDING_TTL_SECONDS => {
+            u.clone()
+        }
+        _ => {
+            session.save(&state.store).await?;
+            return Ok(crate::session::with_cookies(gone(), &session, &parts));
+        }
+    };
+    let a = waiting.authorization;
+    let provider = state.store.find_provider(a.provider).await?;
+    let Some(app) = application_of(&state, provider.pk).await? else {
+        session.save(&state.store).await?;
+        return Ok(crate::session::with_cookies(gone(), &session, &parts));
+    };
+    let config = OAuth2Config::from_value(&provider.config);
+    let iss = issuer(&base_url(&parts), &config, &app);
+    let svc = services(&state);
+    let sub = GrantSubject {
+        issuer: &iss,
+        provider: &provider,
+        config: &config,
+        user: &user,
+        scopes: &a.scopes,
+        session: session.session().map(|s| s.uuid),
+        family: Uuid::new_v4(),
+        data: GrantData {
+            redirect_uri: Some(a.redirect_uri.clone()),
+            nonce: a.nonce.clone(),
+            pkce: a.pkce.clone(),
+            auth_time: session.auth_time().unwrap_or(now),
+            amr: Vec::new(),
+            claims: a.claims.clone(),
+        },
+    };
+    let mut params: Vec<(String, String)> = Vec::new();
+    let issued = async {
+        let code = if a.response_type.returns_code() {
+            Some(issue::issue_code(&svc, &sub).await?)
+        } else {
+            None
+        };
+        let tokens = if a.response_type.returns_access_token() || a.response_type.returns_id_token()
+        {
+            let signer = issue::signer(&svc, &config).await?;
+            Some(
+                issue::issue_tokens(
+                    &svc,
+                    &signer,
+                    &sub,
+                    IssueOptions {
+                        id_token: a.response_type.returns_id_token(),
+                        refresh_token: false,
+                        code: code.as_deref(),
+                    },
+                )
+                .await?,
+            )
+        } else {
+            None
+        };
+        Ok::<_, OAuthError>((code, tokens))
+    }
+    .await;
+    match issued {
+        Ok((code, tokens)) => {
+            if let Some(c) = code {
+                params.push(("code".into(), c));
+            }
+            if let Some(t) = tokens {
+                if a.response_type.returns_access_token() {
+                    params.push(("access_token".into(), t.access_token));
+                    params.push(("token_type".into(), "Bearer".into()));
+                    params.push(("expires_in".into(), t.expires_in.to_string()));
+                }
+                if let Some(id) = t.id_token.filter(|_| a.response_type.returns_id_token()) {
+                    params.push(("id_token".into(), id));
+                }
+            }
+            if let Some(s) = &a.state {
+                params.push(("state".into(), s.clone()));
+            }
+            params.push(("iss".into(), iss.clone()));
+            let event = NewEvent {
+                action: EventAction::AuthorizeApplication,
+                app: "authentik.providers.oauth2.views.authorize".to_owned(),
+                context: json!({
+                    "authorized_application": {
+                        "app": "authentik_core", "model_name": "application",
+                        "pk": app.uuid.simple().to_string(), "name": app.name,
+                    },
+                    "flow": Value::Null,
+                    "scopes": a.scopes.join(" "),
+                }),
+            };
+            let actor = portcullis_core::Actor {
+                user: Some(portcullis_core::EventUser {
+                    pk: user.user.pk,
+                    email: user.user.email.clone(),
+                    username: user.user.username.clone(),
+                }),
+                client_ip: None,
+                brand: None,
+            };
+            state.store.record_event(&actor, event).await?;
+        }
+        Err(e) => {
+            session.save(&state.store).await?;
+            let r = respond(&a.error(e).response(&iss));
+            return Ok(crate::session::with_cookies(r, &session, &parts));
+        }
+    }
+    session.save(&state.store).await?;
+    let resp = authorize::AuthorizationResponse {
+        redirect_uri: a.redirect_uri.clone(),
+        mode: if a.response_mode == ResponseMode::Query && !a.response_type.returns_code() {
+            ResponseMode::Fragment
+        } else {
+            a.response_mode
+        },
+        params,
+    };
+    Ok(crate::session::with_cookies(
+        respond(&resp),
+        &session,
+        &parts,
+    ))
+}
+
+// -------------------------------------------------------------------------------- token
+
+fn oauth_error_response(e: &OAuthError, basic: bool) -> Response {
+    let status = StatusCode::from_u16(e.token_endpoint_status()).unwrap_or(StatusCode::BAD_REQUEST);
+    let status = if e.code() == ErrorCode::InvalidClient && basic {
+        StatusCode::UNAUTHORIZED
+    } else {
+        status
+    };
+    let mut body = serde_json::Map::new();
+    body.insert("error".into(), json!(e.code().as_str()));
+    if let Some(d) = e.description() {
+        body.insert("error_description".into(), json!(d));
+    }
+    let body = Value::Object(body);
+    let mut r = json_response(status, &body);
+    if status == StatusCode::UNAUTHORIZED {
+        r.headers_mut().insert(
+            header::WWW_AUTHENTICATE,
+            HeaderValue::from_static("Basic realm=\"portcullis\""),
+        );
+    }
+    r
+}
+
+async fn token_endpoint(
+    State(state): State<Arc<AppState>>,
+    parts: Parts,
+    body: Bytes,
+) -> ApiResult<Response> {
+    let form = match TokenForm::parse(&body) {
+        Ok(f) => f,
+        Err(e) => return Ok(oauth_error_response(&e, false)),
+    };
+    let auth_header = parts
+        .headers
+        .get(header::AUTHORIZATION)
+        .and_then(|h| h.to_str().ok());
+    let creds = match token::client_credentials(auth_header, &form) {
+        Ok(c) => c,
+        Err(e) => return Ok(oauth_error_response(&e, auth_header.is_some())),
+    };
+    let svc = services(&state);
+    let client = match token::authenticate_client(&svc, &creds).await {
+        Ok(c) => c,
+        Err(e) => return Ok(oauth_error_response(&e, creds.basic)),
+    };
+    let Some(app) = application_of(&state, client.provider.pk).await? else {
+        return Ok(oauth_error_response(
+            &OAuthError::described(ErrorCode::InvalidClient, "the client has no application"),
+            creds.basic,
+        ));
+    };
+    let iss = issuer(&base_url(&parts), &client.config, &app);
+    let mut outcome = GrantOutcome::default();
+    let result = match form.get("grant_type") {
+        Some("authorization_code") => {
+            token::authorization_code(&svc, &client, &form, &iss, &mut outcome).await
+        }
+        Some("refresh_token") => {
+            token::refresh_token(&svc, &client, &form, &iss, &mut outcome).await
+        }
+        Some(_) => Err(OAuthError::new(ErrorCode::UnsupportedGrantType)),
+        None => Err(OAuthError::described(
+            ErrorCode::InvalidRequest,
+            "grant_type is required",
+        )),
+    };
+    if outcome.reuse_detected {
+        let event = NewEvent {
+            action: EventAction::SuspiciousRequest,
+            app: "authentik.providers.oauth2.views.token".to_owned(),
+            context: json!({
+                "message": "a used authorization code or refresh token was presented again; everything it issued was revoked",
+                "provider": client.provider.name,
+            }),
+        };
+        state
+            .store
+            .record_event(&portcullis_core::Actor::system(), event)
+            .await?;
+    }
+    Ok(match result {
+        Ok(tokens) => json_response(
+            StatusCode::OK,
+            &serde_json::to_value(&tokens).map_err(|e| ApiError::Internal(e.to_string()))?,
+        ),
+        Err(e) => oauth_error_response(&e, creds.basic),
+    })
+}
+
+// ----------------------------------------------------------------------------- userinfo
+
+fn bearer_error(code: ErrorCode, description: &str) -> Response {
+    let mut r = json_response(
+        if code == ErrorCode::InsufficientScope {
+            StatusCode::FORBIDDEN
+        } else {
+            StatusCode::UNAUTHORIZED
+        },
+        &json!({"error": code.as_str(), "error_description": description}),
+    );
+    if let Ok(v) = HeaderValue::from_str(&format!(
+        "Bearer error=\"{}\", error_description=\"{description}\"",
+        code.as_str()
+    )) {
+        r.headers_mut().insert(header::WWW_AUTHENTICATE, v);
+    }
+    r
+}
+
+async fn userinfo(State(state): State<Arc<AppState>>, parts: Parts) -> ApiResult<Response> {
+    userinfo_inner(&state, &parts, None).await
+}
+
+async fn userinfo_post(
+    State(state): State<Arc<AppState>>,
+    parts: Parts,
+    body: Bytes,
+) -> ApiResult<Response> {
+    let token = form_urlencoded::parse(&body)
+        .find(|(k, _)| k == "access_token")
+        .map(|(_, v)| v.into_owned());
+    userinfo_inner(&state, &parts, token).await
+}
+
+/// The claims of an access token, checked: signature and expiry by the provider's key, and
+/// not revoked.
+pub(crate) async fn verify_access_token(
+    state: &AppState,
+    token: &str,
+) -> Result<(Provider, Value), &'static str> {
+    // The client is named inside the token; it is trusted only once the signature checks out.
+    let payload = token.split('.').nth(1).ok_or("malformed token")?;
+    let raw = base64::Engine::decode(&base64::engine::general_purpose::URL_SAFE_NO_PAD, payload)
+        .map_err(|_| "malformed token")?;
+    let unverified: Value = serde_json::from_slice(&raw).map_err(|_| "malformed token")?;
+    let client_id = unverified
+        .get("client_id")
+        .or_else(|| unverified.get("azp"))
+        .and_then(Value::as_str)
+        .ok_or("malformed token")?;
+    let provider = match state.store.find_provider_by_client_id(client_id).await {
+        Ok(p) if p.kind == KIND => p,
+        _ => return Err("unknown client"),
+    };
+    let config = OAuth2Config::from_value(&provider.config);
+    let signer = issue::signer(&services(state), &config)
+        .await
+        .map_err(|_| "signing key unavailable")?;
+    let claims: Value = signer
+        .verify(token)
+        .map_err(|_| "invalid or expired token")?;
+    let jti = claims
+        .get("jti")
+        .and_then(Value::as_str)
+        .ok_or("invalid token")?;
+    let grant = state
+        .store
+        .find_oauth_grant(
+            portcullis_core::OAuthGrantKind::AccessToken,
+            &portcullis_crypto::sha256_hex(jti.as_bytes()),
+        )
+        .await
+        .map_err(|_| "token lookup failed")?
+        .ok_or("unknown token")?;
+    if grant.revoked || grant.provider != provider.pk {
+        return Err("the token was revoked");
+    }
+    Ok((provider, claims))
+}
+
+async fn userinfo_inner(
+    state: &AppState,
+    parts: &Parts,
+    form_token: Option<String>,
+) -> ApiResult<Response> {
+    let header_token = parts
+        .headers
+        .get(header::AUTHORIZATION)
+        .and_then(|h| h.to_str().ok())
+        .and_then(|h| h.split_once(' '))
+        .filter(|(s, _)| s.eq_ignore_ascii_case("bearer"))
+        .map(|(_, t)| t.trim().to_owned());
+    let token = match (header_token, form_token) {
+        (Some(t), None) | (None, Some(t)) => t,
+        (Some(_), Some(_)) => {
+            return Ok(bearer_error(
+                ErrorCode::InvalidRequest,
+                "send the token once",
+            ));
+        }
+        (None, None) => return Ok(bearer_error(ErrorCode::InvalidToken, "no access token")),
+    };
+    if token.len() > 16 * 1024 {
+        return Ok(bearer_error(ErrorCode::InvalidToken, "malformed token"));
+    }
+    let (provider, claims) = match verify_access_token(state, &token).await {
+        Ok(v) => v,
+        Err(why) => return Ok(bearer_error(ErrorCode::InvalidToken, why)),
+    };
+    let scopes: Vec<String> = claims
+        .get("scope")
+        .and_then(Value::as_str)
+        .unwrap_or("")
+        .split(' ')
+        .filter(|s| !s.is_empty())
+        .map(str::to_owned)
+        .collect();
+    if !scopes.iter().any(|s| s == "openid") {
+        return Ok(bearer_error(
+            ErrorCode::InsufficientScope,
+            "the token lacks the openid scope",
+        ));
+    }
+    let grant_user = state
+        .store
+        .find_oauth_grant(
+            portcullis_core::OAuthGrantKind::AccessToken,
+            &portcullis_crypto::sha256_hex(
+                claims
+                    .get("jti")
+                    .and_then(Value::as_str)
+                    .unwrap_or("")
+                    .as_bytes(),
+            ),
+        )
+        .await?
+        .map(|g| g.user);
+    let user = match grant_user {
+        Some(pk) => match state.store.find_user(pk).await {
+            Ok(u) if u.user.is_active => u,
+            _ => {
+                return Ok(bearer_error(
+                    ErrorCode::InvalidToken,
+                    "the user is no longer active",
+                ));
+            }
+        },
+        None => return Ok(bearer_error(ErrorCode::InvalidToken, "unknown token")),
+    };
+    let mut body = issue::scope_claims(&state.store, &provider, &user, &scopes)
+        .await
+        .map_err(|e| ApiError::Internal(e.to_string()))?;
+    body.insert(
+        "sub".into(),
+        claims.get("sub").cloned().unwrap_or(Value::Null),
+    );
+    Ok(cors_public(json_response(
+        StatusCode::OK,
+        &Value::Object(body),
+    )))
+}

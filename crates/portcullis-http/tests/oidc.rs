@@ -1,0 +1,748 @@
+//! OpenID Connect against an independent relying party: the `openidconnect` crate discovers the
+//! provider, builds the authorization request, redeems the code with PKCE, verifies the ID
+//! token against the published JWKS, calls userinfo and refreshes. A cookie-keeping client
+//! plays the browser (logging in through the flow executor API). Then the negative cases:
+//! each a correct OAuth error with nothing issued.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    clippy::panic
+)]
+
+use std::collections::BTreeMap;
+
+use openidconnect::core::{
+    CoreAuthenticationFlow, CoreClient, CoreJwsSigningAlgorithm, CoreProviderMetadata,
+};
+use openidconnect::{
+    AccessTokenHash, AuthorizationCode, ClientId, ClientSecret, CsrfToken, IssuerUrl, Nonce,
+    OAuth2TokenResponse, PkceCodeChallenge, PkceCodeVerifier, RedirectUrl, RefreshToken, Scope,
+    TokenResponse,
+};
+use portcullis_testkit::{Backend, TestApp, both_backends};
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+
+const PASSWORD: &str = "correct horse battery staple";
+const REDIRECT: &str = "https://rp.example/callback";
+
+/// The relying party's HTTP client: reqwest 0.13 behind the crate's `AsyncHttpClient`.
+async fn rp_http(
+    req: openidconnect::HttpRequest,
+) -> Result<openidconnect::HttpResponse, reqwest::Error> {
+    let client = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()?;
+    let (parts, body) = req.into_parts();
+    let mut rb = client.request(parts.method.clone(), parts.uri.to_string());
+    for (k, v) in &parts.headers {
+        rb = rb.header(k, v);
+    }
+    let r = rb.body(body).send().await?;
+    let mut out = openidconnect::http::Response::builder().status(r.status());
+    for (k, v) in r.headers() {
+        out = out.header(k, v);
+    }
+    let bytes = r.bytes().await?;
+    Ok(out.body(bytes.to_vec()).unwrap())
+}
+
+/// A browser: keeps cookies, follows no redirect by itself.
+struct Browser {
+    base: String,
+    http: reqwest::Client,
+    cookies: BTreeMap<String, String>,
+}
+
+struct Resp {
+    status: StatusCode,
+    location: Option<String>,
+    body: Value,
+}
+
+impl Browser {
+    fn new(app: &TestApp) -> Self {
+        Self {
+            base: app.url.clone(),
+            http: reqwest::Client::builder()
+                .redirect(reqwest::redirect::Policy::none())
+                .build()
+                .unwrap(),
+            cookies: BTreeMap::new(),
+        }
+    }
+
+    async fn send(&mut self, rb: reqwest::RequestBuilder) -> Resp {
+        let cookie = self
+            .cookies
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect::<Vec<_>>()
+            .join("; ");
+        let rb = if cookie.is_empty() {
+            rb
+        } else {
+            rb.header("cookie", cookie)
+        };
+        let r = rb.send().await.unwrap();
+        for sc in r.headers().get_all("set-cookie") {
+            let sc = sc.to_str().unwrap();
+            let (k, v) = sc.split(';').next().unwrap().split_once('=').unwrap();
+            if sc.contains("Max-Age=0") {
+                self.cookies.remove(k);
+            } else {
+                self.cookies.insert(k.to_owned(), v.to_owned());
+            }
+        }
+        let status = r.status();
+        let location = r
+            .headers()
+            .get("location")
+            .map(|v| v.to_str().unwrap().to_owned());
+        let text = r.text().await.unwrap();
+        let body = serde_json::from_str(&text).unwrap_or(Value::String(text));
+        Resp {
+            status,
+            location,
+            body,
+        }
+    }
+
+    fn absolute(&self, url: &str) -> String {
+        if url.starts_with('/') {
+            format!("{}{url}", self.base)
+        } else {
+            url.to_owned()
+        }
+    }
+
+    async fn get(&mut self, url: &str) -> Resp {
+        let rb = self.http.get(self.absolute(url));
+        self.send(rb).await
+    }
+
+    /// Runs the flow page `/if/flow/<slug>/?<query>` through the executor API, answering
+    /// each challenge with `answer`, until it redirects; returns where to.
+    async fn run_flow(&mut self, page: &str, answer: impl Fn(&Value) -> Option<Value>) -> String {
+        let rest = page.strip_prefix("/if/flow/").unwrap();
+        let (slug, query) = rest.split_once('/').unwrap();
+        let query = query.strip_prefix('?').unwrap_or("");
+        let url = format!(
+            "/api/v3/flows/executor/{slug}/?query={}",
+            form_urlencoded::byte_serialize(query.as_bytes()).collect::<String>()
+        );
+        let mut r = self.get(&url).await;
+        for _ in 0..10 {
+            let c = &r.body;
+            if c["component"] == "xak-flow-redirect" {
+                return c["to"].as_str().unwrap().to_owned();
+            }
+            let body = answer(c).unwrap_or_else(|| panic!("unexpected challenge {c}"));
+            let rb = self.http.post(self.absolute(&url)).json(&body);
+            r = self.send(rb).await;
+            if r.status == StatusCode::FOUND {
+                r = self.get(&url).await;
+            }
+        }
+        panic!("the flow did not finish: {:?}", r.body);
+    }
+
+    /// Follows redirects (running flows on the way) until one leaves the server.
+    async fn authorize(&mut self, url: &str, answer: &impl Fn(&Value) -> Option<Value>) -> Resp {
+        let mut to = url.to_owned();
+        for _ in 0..10 {
+            if to.starts_with("/if/flow/") {
+                to = self.run_flow(&to, answer).await;
+                continue;
+            }
+            if !to.starts_with('/') && !to.starts_with(&self.base) {
+                return Resp {
+                    status: StatusCode::FOUND,
+                    location: Some(to),
+                    body: Value::Null,
+                };
+            }
+            let r = self.get(&to).await;
+            match (&r.status, &r.location) {
+                (&StatusCode::FOUND | &StatusCode::SEE_OTHER, Some(loc)) => to = loc.clone(),
+                _ => return r,
+            }
+        }
+        panic!("too many redirects");
+    }
+}
+
+/// Answers the login and consent challenges as the admin.
+fn admin_answers(c: &Value) -> Option<Value> {
+    match c["component"].as_str()? {
+        "ak-stage-identification" => {
+            Some(json!({"component": "ak-stage-identification", "uid_field": "admin"}))
+        }
+        "ak-stage-password" => {
+            Some(json!({"component": "ak-stage-password", "password": PASSWORD}))
+        }
+        "ak-stage-consent" => Some(json!({"component": "ak-stage-consent", "token": c["token"]})),
+        _ => None,
+    }
+}
+
+fn params(location: &str) -> BTreeMap<String, String> {
+    let (_, rest) = location
+        .split_once(['?', '#'])
+        .unwrap_or_else(|| panic!("no parameters in {location}"));
+    form_urlencoded::parse(rest.as_bytes())
+        .into_owned()
+        .collect()
+}
+
+struct Setup {
+    app: TestApp,
+    client_id: String,
+    client_secret: String,
+    provider: i64,
+    issuer: String,
+}
+
+/// The built-ins, the admin's password and email, an ECDSA key, a provider with the default
+/// scopes and `flow` as its authorization flow, and an application for it.
+async fn setup(b: Backend, flow: &str) -> Setup {
+    let app = TestApp::spawn(b).await;
+    app.apply_builtins().await;
+    let hash = app.state.hasher.hash(PASSWORD.to_owned()).await.unwrap();
+    let system = portcullis_core::Actor::system();
+    app.state
+        .store
+        .set_password(app.admin_pk, Some(hash), &system)
+        .await
+        .unwrap();
+    let api = |m: reqwest::Method, p: &str| app.request(m, p, Some(&app.admin_token));
+    let r: Value = api(
+        reqwest::Method::PATCH,
+        &format!("/api/v3/core/users/{}/", app.admin_pk),
+    )
+    .json(&json!({"email": "admin@example.com", "name": "Ada Admin"}))
+    .send()
+    .await
+    .unwrap()
+    .json()
+    .await
+    .unwrap();
+    assert_eq!(r["email"], "admin@example.com");
+    let key: Value = api(
+        reqwest::Method::POST,
+        "/api/v3/crypto/certificatekeypairs/generate/",
+    )
+    .json(&json!({"common_name": "oidc", "validity_days": 30, "alg": "ecdsa"}))
+    .send()
+    .await
+    .unwrap()
+    .json()
+    .await
+    .unwrap();
+    let flow_pk = |slug: &str| {
+        let req = api(
+            reqwest::Method::GET,
+            &format!("/api/v3/flows/instances/{slug}/"),
+        );
+        async move { req.send().await.unwrap().json::<Value>().await.unwrap()["pk"].clone() }
+    };
+    let scopes: Value = api(
+        reqwest::Method::GET,
+        "/api/v3/propertymappings/provider/scope/?managed__isnull=false",
+    )
+    .send()
+    .await
+    .unwrap()
+    .json()
+    .await
+    .unwrap();
+    let mappings: Vec<Value> = scopes["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["pk"].clone())
+        .collect();
+    let provider: Value = api(reqwest::Method::POST, "/api/v3/providers/oauth2/")
+        .json(&json!({
+            "name": "RP",
+            "authorization_flow": flow_pk(flow).await,
+            "invalidation_flow": flow_pk("default-provider-invalidation-flow").await,
+            "redirect_uris": [{"matching_mode": "strict", "url": REDIRECT}],
+            "signing_key": key["pk"],
+            "property_mappings": mappings,
+        }))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let created = api(reqwest::Method::POST, "/api/v3/core/applications/")
+        .json(&json!({"name": "RP", "slug": "rp", "provider": provider["pk"]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(created.status(), StatusCode::CREATED);
+    let issuer = format!("{}/application/o/rp/", app.url);
+    Setup {
+        client_id: provider["client_id"].as_str().unwrap().to_owned(),
+        client_secret: provider["client_secret"].as_str().unwrap().to_owned(),
+        provider: provider["pk"].as_i64().unwrap(),
+        issuer,
+        app,
+    }
+}
+
+async fn rp(
+    s: &Setup,
+) -> (
+    CoreClient<
+        openidconnect::EndpointSet,
+        openidconnect::EndpointNotSet,
+        openidconnect::EndpointNotSet,
+        openidconnect::EndpointNotSet,
+        openidconnect::EndpointMaybeSet,
+        openidconnect::EndpointMaybeSet,
+    >,
+    CoreProviderMetadata,
+) {
+    let metadata =
+        CoreProviderMetadata::discover_async(IssuerUrl::new(s.issuer.clone()).unwrap(), &rp_http)
+            .await
+            .unwrap();
+    let client = CoreClient::from_provider_metadata(
+        metadata.clone(),
+        ClientId::new(s.client_id.clone()),
+        Some(ClientSecret::new(s.client_secret.clone())),
+    )
+    .set_redirect_uri(RedirectUrl::new(REDIRECT.to_owned()).unwrap());
+    (client, metadata)
+}
+
+async fn code_flow_with_pkce_refresh_and_userinfo(b: Backend) {
+    let s = setup(b, "default-provider-authorization-implicit-consent").await;
+    let (client, metadata) = rp(&s).await;
+    assert_eq!(metadata.issuer().as_str(), s.issuer);
+
+    let (challenge, verifier) = PkceCodeChallenge::new_random_sha256();
+    let (url, state, nonce) = client
+        .authorize_url(
+            CoreAuthenticationFlow::AuthorizationCode,
+            CsrfToken::new_random,
+            Nonce::new_random,
+        )
+        .add_scope(Scope::new("email".into()))
+        .add_scope(Scope::new("profile".into()))
+        .add_scope(Scope::new("offline_access".into()))
+        .set_pkce_challenge(challenge)
+        .url();
+    let mut browser = Browser::new(&s.app);
+    let r = browser.authorize(url.as_str(), &admin_answers).await;
+    let location = r
+        .location
+        .unwrap_or_else(|| panic!("no redirect: {:?}", r.body));
+    assert!(location.starts_with(&format!("{REDIRECT}?")), "{location}");
+    let p = params(&location);
+    assert_eq!(p["state"], *state.secret());
+    assert_eq!(p["iss"], s.issuer);
+    let code = p["code"].clone();
+
+    let tokens = client
+        .exchange_code(AuthorizationCode::new(code.clone()))
+        .unwrap()
+        .set_pkce_verifier(verifier)
+        .request_async(&rp_http)
+        .await
+        .unwrap();
+    let verifier = client
+        .id_token_verifier()
+        .set_allowed_algs(vec![CoreJwsSigningAlgorithm::EcdsaP256Sha256]);
+    let id_token = tokens.id_token().expect("an id_token");
+    let claims = id_token.claims(&verifier, &nonce).unwrap();
+    assert_eq!(
+        claims.email().map(|e| e.as_str()),
+        Some("admin@example.com")
+    );
+    assert_eq!(
+        claims.preferred_username().map(|u| u.as_str()),
+        Some("admin")
+    );
+    assert_eq!(claims.issuer().as_str(), s.issuer);
+    assert!(claims.auth_time().is_some());
+    // at_hash binds the access token to the ID token.
+    let expected = AccessTokenHash::from_token(
+        tokens.access_token(),
+        id_token.signing_alg().unwrap(),
+        id_token.signing_key(&verifier).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(claims.access_token_hash(), Some(&expected));
+    let scopes: Vec<String> = tokens
+        .scopes()
+        .unwrap()
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+    assert!(scopes.contains(&"offline_access".to_owned()), "{scopes:?}");
+
+    // userinfo, as the RP calls it.
+    let info: openidconnect::core::CoreUserInfoClaims = client
+        .user_info(tokens.access_token().clone(), None)
+        .unwrap()
+        .request_async(&rp_http)
+        .await
+        .unwrap();
+    assert_eq!(info.email().map(|e| e.as_str()), Some("admin@example.com"));
+    assert_eq!(info.subject(), claims.subject());
+
+    // The code is single use: a second redemption fails and revokes what the first issued.
+    let again = client
+        .exchange_code(AuthorizationCode::new(code))
+        .unwrap()
+        .set_pkce_verifier(PkceCodeVerifier::new("x".repeat(43)))
+        .request_async(&rp_http)
+        .await;
+    assert!(again.is_err());
+    let revoked = reqwest::Client::new()
+        .get(format!("{}/application/o/userinfo/", s.app.url))
+        .bearer_auth(tokens.access_token().secret())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(revoked.status(), StatusCode::UNAUTHORIZED);
+    let refresh = tokens.refresh_token().unwrap().clone();
+    assert!(
+        client
+            .exchange_refresh_token(&refresh)
+            .unwrap()
+            .request_async(&rp_http)
+            .await
+            .is_err(),
+        "the refresh token of a replayed code's family still works"
+    );
+    let events = s
+        .app
+        .state
+        .store
+        .list_events(
+            &portcullis_store::EventFilter {
+                action: Some("suspicious_request".into()),
+                ..Default::default()
+            },
+            &portcullis_store::ListQuery {
+                page: portcullis_core::PageRequest {
+                    page: 1,
+                    page_size: 10,
+                },
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(events.count, 1);
+
+    // A fresh authorization: refresh rotates, and a rotated token replayed revokes its family.
+    let (challenge, verifier) = PkceCodeChallenge::new_random_sha256();
+    let (url, _, nonce) = client
+        .authorize_url(
+            CoreAuthenticationFlow::AuthorizationCode,
+            CsrfToken::new_random,
+            Nonce::new_random,
+        )
+        .add_scope(Scope::new("offline_access".into()))
+        .set_pkce_challenge(challenge)
+        .url();
+    // Logged in already: straight through to the client.
+    let r = browser.authorize(url.as_str(), &|_| None).await;
+    let code = params(&r.location.unwrap())["code"].clone();
+    let tokens = client
+        .exchange_code(AuthorizationCode::new(code))
+        .unwrap()
+        .set_pkce_verifier(verifier)
+        .request_async(&rp_http)
+        .await
+        .unwrap();
+    tokens
+        .id_token()
+        .unwrap()
+        .claims(
+            &client
+                .id_token_verifier()
+                .set_allowed_algs(vec![CoreJwsSigningAlgorithm::EcdsaP256Sha256]),
+            &nonce,
+        )
+        .unwrap();
+    let first = tokens.refresh_token().unwrap().clone();
+    let refreshed = client
+        .exchange_refresh_token(&first)
+        .unwrap()
+        .request_async(&rp_http)
+        .await
+        .unwrap();
+    let second = refreshed.refresh_token().unwrap().clone();
+    assert_ne!(first.secret(), second.secret());
+    assert!(refreshed.id_token().is_some());
+    // Replaying the rotated token: refused, and the new one dies with it.
+    for t in [&first, &second] {
+        assert!(
+            client
+                .exchange_refresh_token(t)
+                .unwrap()
+                .request_async(&rp_http)
+                .await
+                .is_err()
+        );
+    }
+    let _ = RefreshToken::new(String::new());
+}
+
+/// POSTs a token request by hand and returns (status, body).
+async fn token_request(
+    s: &Setup,
+    form: &[(&str, &str)],
+    basic: Option<(&str, &str)>,
+) -> (StatusCode, Value) {
+    let mut rb = reqwest::Client::new()
+        .post(format!("{}/application/o/token/", s.app.url))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(
+            form_urlencoded::Serializer::new(String::new())
+                .extend_pairs(form)
+                .finish(),
+        );
+    if let Some((u, p)) = basic {
+        rb = rb.basic_auth(u, Some(p));
+    }
+    let r = rb.send().await.unwrap();
+    let status = r.status();
+    (status, r.json().await.unwrap_or(Value::Null))
+}
+
+/// One code through the browser, for the negative cases.
+async fn fresh_code(s: &Setup, browser: &mut Browser, extra: &str) -> String {
+    let url = format!(
+        "{}/application/o/authorize/?client_id={}&redirect_uri={}&response_type=code&scope=openid&state=st{extra}",
+        s.app.url,
+        s.client_id,
+        form_urlencoded::byte_serialize(REDIRECT.as_bytes()).collect::<String>()
+    );
+    let r = browser.authorize(&url, &admin_answers).await;
+    params(&r.location.unwrap())["code"].clone()
+}
+
+async fn refusals_issue_nothing(b: Backend) {
+    let s = setup(b, "default-provider-authorization-implicit-consent").await;
+    let mut browser = Browser::new(&s.app);
+    let redirect = form_urlencoded::byte_serialize(REDIRECT.as_bytes()).collect::<String>();
+    let authorize = |q: &str| format!("{}/application/o/authorize/?{q}", s.app.url);
+
+    // Logged out with prompt=none: login_required, sent to the client.
+    let r = browser
+        .get(&authorize(&format!(
+            "client_id={}&redirect_uri={redirect}&response_type=code&scope=openid&prompt=none&state=z",
+            s.client_id
+        )))
+        .await;
+    let p = params(r.location.as_deref().unwrap());
+    assert_eq!(p["error"], "login_required");
+    assert_eq!(p["state"], "z");
+
+    // An unregistered redirect URI or unknown client: an error page, never a redirect.
+    for q in [
+        format!(
+            "client_id={}&redirect_uri=https%3A%2F%2Fevil.example%2Fcb&response_type=code",
+            s.client_id
+        ),
+        format!("client_id=nobody&redirect_uri={redirect}&response_type=code"),
+        format!(
+            "client_id={}&redirect_uri={redirect}&response_type=code&state={}",
+            s.client_id,
+            "x".repeat(5000)
+        ),
+    ] {
+        let r = browser.get(&authorize(&q)).await;
+        assert_eq!(r.status, StatusCode::BAD_REQUEST, "{q}");
+        assert!(r.location.is_none(), "{q}");
+    }
+
+    let code = fresh_code(&s, &mut browser, "").await;
+    let id = s.client_id.as_str();
+    let secret = s.client_secret.as_str();
+    // Wrong secret; another client's credentials; no client at all.
+    let (st, body) = token_request(
+        &s,
+        &[
+            ("grant_type", "authorization_code"),
+            ("code", &code),
+            ("redirect_uri", REDIRECT),
+        ],
+        Some((id, "wrong")),
+    )
+    .await;
+    assert_eq!(
+        (st, body["error"].as_str()),
+        (StatusCode::UNAUTHORIZED, Some("invalid_client"))
+    );
+    let (st, body) = token_request(
+        &s,
+        &[
+            ("grant_type", "authorization_code"),
+            ("code", &code),
+            ("redirect_uri", REDIRECT),
+        ],
+        None,
+    )
+    .await;
+    assert_eq!(
+        (st, body["error"].as_str()),
+        (StatusCode::UNAUTHORIZED, Some("invalid_client"))
+    );
+    // A verifier for a code issued without a challenge (a downgrade), and a different
+    // redirect_uri: invalid_grant, and the code still unused.
+    for form in [
+        vec![
+            ("grant_type", "authorization_code"),
+            ("code", code.as_str()),
+            ("redirect_uri", REDIRECT),
+            (
+                "code_verifier",
+                "a-verifier-that-is-long-enough-to-satisfy-rfc-7636-rules",
+            ),
+        ],
+        vec![
+            ("grant_type", "authorization_code"),
+            ("code", code.as_str()),
+            ("redirect_uri", "https://rp.example/other"),
+        ],
+        vec![
+            ("grant_type", "authorization_code"),
+            ("code", "not-a-code"),
+            ("redirect_uri", REDIRECT),
+        ],
+        vec![
+            ("grant_type", "password"),
+            ("username", "admin"),
+            ("password", PASSWORD),
+        ],
+        vec![
+            ("grant_type", "authorization_code"),
+            ("code", code.as_str()),
+            ("code", code.as_str()),
+        ],
+    ] {
+        let (st, body) = token_request(&s, &form, Some((id, secret))).await;
+        assert_eq!(st, StatusCode::BAD_REQUEST, "{form:?}: {body}");
+        assert!(
+            ["invalid_grant", "unsupported_grant_type", "invalid_request"]
+                .contains(&body["error"].as_str().unwrap()),
+            "{form:?}: {body}"
+        );
+        assert!(body.get("access_token").is_none());
+    }
+    // The code still works once, then never again.
+    let (st, body) = token_request(
+        &s,
+        &[
+            ("grant_type", "authorization_code"),
+            ("code", &code),
+            ("redirect_uri", REDIRECT),
+        ],
+        Some((id, secret)),
+    )
+    .await;
+    assert_eq!(st, StatusCode::OK, "{body}");
+    assert!(body["id_token"].is_string());
+    assert!(
+        body.get("refresh_token").is_none(),
+        "no offline_access, no refresh token"
+    );
+    let (st, _) = token_request(
+        &s,
+        &[
+            ("grant_type", "authorization_code"),
+            ("code", &code),
+            ("redirect_uri", REDIRECT),
+        ],
+        Some((id, secret)),
+    )
+    .await;
+    assert_eq!(st, StatusCode::BAD_REQUEST);
+
+    // A tampered access token, and one signed with alg none.
+    let at = body["access_token"].as_str().unwrap().to_owned();
+    let mut parts: Vec<&str> = at.split('.').collect();
+    let forged = base64_url(br#"{"alg":"none","typ":"at+jwt"}"#);
+    parts[0] = &forged;
+    let none_token = format!("{}.{}.", parts[0], parts[1]);
+    for bad in [format!("{at}x"), none_token, "garbage".to_owned()] {
+        let r = reqwest::Client::new()
+            .get(format!("{}/application/o/userinfo/", s.app.url))
+            .bearer_auth(&bad)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), StatusCode::UNAUTHORIZED, "{bad}");
+        assert!(r.headers().get("www-authenticate").is_some());
+    }
+
+    // The code's lifetime is the provider's access_code_validity (a minute).
+    let code = fresh_code(&s, &mut browser, "2").await;
+    let hash = portcullis_crypto::sha256_hex(code.as_bytes());
+    let grant = s
+        .app
+        .state
+        .store
+        .find_oauth_grant(portcullis_core::OAuthGrantKind::Code, &hash)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(grant.expires - grant.created, chrono::Duration::minutes(1));
+    assert_eq!(i64::from(grant.provider), s.provider);
+    assert!(!grant.used);
+}
+
+fn base64_url(b: &[u8]) -> String {
+    use base64::Engine;
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(b)
+}
+
+/// Explicit consent: the consent stage asks once, and the code arrives after it.
+async fn explicit_consent_asks_then_remembers(b: Backend) {
+    let s = setup(b, "default-provider-authorization-explicit-consent").await;
+    let mut browser = Browser::new(&s.app);
+    let asked = std::sync::atomic::AtomicUsize::new(0);
+    let answers = |c: &Value| {
+        if c["component"] == "ak-stage-consent" {
+            asked.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            let perms: Vec<&str> = c["permissions"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|p| p["id"].as_str().unwrap())
+                .collect();
+            assert!(perms.contains(&"email"), "{c}");
+        }
+        admin_answers(c)
+    };
+    let url = format!(
+        "{}/application/o/authorize/?client_id={}&redirect_uri={}&response_type=code&scope=openid%20email&state=s",
+        s.app.url,
+        s.client_id,
+        form_urlencoded::byte_serialize(REDIRECT.as_bytes()).collect::<String>()
+    );
+    let r = browser.authorize(&url, &answers).await;
+    assert!(params(&r.location.unwrap()).contains_key("code"));
+    assert_eq!(asked.load(std::sync::atomic::Ordering::SeqCst), 1);
+    // The fulfil URL cannot be replayed.
+    let r = browser
+        .get("/application/o/authorize/fulfil/?id=guess")
+        .await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST);
+}
+
+both_backends!(
+    code_flow_with_pkce_refresh_and_userinfo,
+    refusals_issue_nothing,
+    explicit_consent_asks_then_remembers,
+);

@@ -1,0 +1,416 @@
+//! Issuing: the provider's signing key, the subject, the claims of the granted scopes, and the
+//! code, access token (a JWT in RFC 9068 form), ID token and refresh token of one grant.
+//!
+//! Every secret handed out is random (256 bits or more) and stored only as its SHA-256, in the
+//! store's `oauth_grants`, under one `family` per authorization: a reused code or a replayed
+//! rotated refresh token revokes the whole family.
+
+use std::sync::Arc;
+
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use chrono::{DateTime, Utc};
+use portcullis_core::{Clock, OAuthGrant, OAuthGrantKind, Provider};
+use portcullis_crypto::jws::{JwsAlgorithm, JwsSigner};
+use portcullis_crypto::{SecretBox, random_string, sha256_hex};
+use portcullis_policy::{ExpressionPolicy, PolicyRequest, PolicyUser};
+use portcullis_store::{Store, StoreError, UserWithGroups};
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value, json};
+use uuid::Uuid;
+
+use crate::error::{ErrorCode, OAuthError};
+use crate::provider::{OAuth2Config, SubMode};
+
+/// authentik's `acr` for logins through its flows.
+pub const ACR_DEFAULT: &str = "goauthentik.io/providers/oauth2/default";
+
+/// Length of codes and tokens handed out (base62-ish characters: ~380 bits).
+const SECRET_LEN: usize = 64;
+
+/// What issuing needs from the server.
+#[derive(Clone)]
+pub struct OAuthServices {
+    pub store: Store,
+    pub secrets: SecretBox,
+    pub clock: Arc<dyn Clock>,
+    /// Keys `hashed_user_id` subjects and session ids (the install's own id).
+    pub install_id: String,
+}
+
+impl std::fmt::Debug for OAuthServices {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("OAuthServices").finish_non_exhaustive()
+    }
+}
+
+pub(crate) fn server_error(e: impl std::fmt::Display) -> OAuthError {
+    tracing::error!(error = %e, "oauth: internal error");
+    OAuthError::new(ErrorCode::ServerError)
+}
+
+impl From<StoreError> for OAuthError {
+    fn from(e: StoreError) -> Self {
+        server_error(e)
+    }
+}
+
+/// The key that signs the provider's tokens: its certificate-key pair, else HS256 with the
+/// client secret (authentik's rule).
+pub async fn signer(svc: &OAuthServices, config: &OAuth2Config) -> Result<JwsSigner, OAuthError> {
+    match config.signing_key {
+        Some(uuid) => {
+            let kp = svc.store.find_certificate_keypair(uuid).await?;
+            let encrypted = svc
+                .store
+                .find_private_key_for_use(uuid)
+                .await?
+                .ok_or_else(|| server_error("the signing key has no private key"))?;
+            let pem = svc.secrets.decrypt_str(&encrypted).map_err(server_error)?;
+            JwsSigner::from_pem(&pem, Some(&kp.certificate_pem)).map_err(server_error)
+        }
+        None => {
+            let secret = client_secret(svc, config)?;
+            JwsSigner::hs256(secret.as_bytes()).map_err(server_error)
+        }
+    }
+}
+
+/// The provider's client secret in clear (empty when it has none).
+pub fn client_secret(svc: &OAuthServices, config: &OAuth2Config) -> Result<String, OAuthError> {
+    if config.client_secret.is_empty() {
+        return Ok(String::new());
+    }
+    svc.secrets
+        .decrypt_str(&config.client_secret)
+        .map_err(server_error)
+}
+
+/// The `sub` claim for `user` under the provider's `sub_mode`.
+pub fn subject(svc: &OAuthServices, config: &OAuth2Config, user: &UserWithGroups) -> String {
+    let u = &user.user;
+    let hashed = || sha256_hex(format!("{}-{}", u.pk, svc.install_id).as_bytes());
+    match config.sub_mode {
+        SubMode::HashedUserId => hashed(),
+        SubMode::UserId => u.pk.to_string(),
+        SubMode::UserUuid => u.uuid.to_string(),
+        SubMode::UserUsername => u.username.clone(),
+        SubMode::UserEmail => u.email.clone(),
+        SubMode::UserUpn => u
+            .attributes
+            .get("upn")
+            .and_then(Value::as_str)
+            .map_or_else(hashed, str::to_owned),
+    }
+}
+
+/// authentik's `uid` claim: stable and opaque, per install.
+pub fn uid(svc: &OAuthServices, user: &UserWithGroups) -> String {
+    sha256_hex(format!("{}-{}", svc.install_id, user.user.pk).as_bytes())
+}
+
+/// The scope names the provider's mappings offer, in the mappings' order.
+pub async fn provider_scopes(
+    store: &Store,
+    provider: &Provider,
+) -> Result<Vec<String>, OAuthError> {
+    let mappings = store.list_property_mappings_of(provider.pk).await?;
+    let mut out: Vec<String> = Vec::new();
+    for m in mappings {
+        if let Some(s) = m.config.get("scope_name").and_then(Value::as_str)
+            && !out.iter().any(|o| o == s)
+        {
+            out.push(s.to_owned());
+        }
+    }
+    Ok(out)
+}
+
+/// The claims of the granted scopes: each of the provider's mappings for a granted scope runs
+/// (sandboxed, bounded) and the objects they return are merged. A mapping that fails or
+/// returns something else is skipped and logged, as authentik does.
+pub async fn scope_claims(
+    store: &Store,
+    provider: &Provider,
+    user: &UserWithGroups,
+    scopes: &[String],
+) -> Result<Map<String, Value>, OAuthError> {
+    let mappings = store.list_property_mappings_of(provider.pk).await?;
+    let req = PolicyRequest::new(PolicyUser::from_user(&user.user, &user.groups));
+    let mut claims = Map::new();
+    for m in mappings {
+        let Some(scope) = m.config.get("scope_name").and_then(Value::as_str) else {
+            continue;
+        };
+        if !scopes.iter().any(|s| s == scope) {
+            continue;
+        }
+        let policy = ExpressionPolicy::new(m.name.clone(), m.expression.clone());
+        // Expressions are CPU-bound and bounded by their limits: off the async workers.
+        let req = req.clone();
+        let result = tokio::task::spawn_blocking(move || policy.evaluate_value(&req))
+            .await
+            .map_err(server_error)?;
+        match result {
+            Ok(Value::Object(map)) => claims.extend(map),
+            Ok(Value::Null) => {}
+            Ok(other) => {
+                tracing::warn!(mapping = %m.name, kind = %json_kind(&other), "scope mapping returned no object");
+            }
+            Err(e) => tracing::warn!(mapping = %m.name, error = %e, "scope mapping failed"),
+        }
+    }
+    Ok(claims)
+}
+
+fn json_kind(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "null",
+        Value::Bool(_) => "bool",
+        Value::Number(_) => "number",
+        Value::String(_) => "string",
+        Value::Array(_) => "array",
+        Value::Object(_) => "object",
+    }
+}
+
+/// The left half of the hash of `value`, base64url (`at_hash`, `c_hash`; OIDC Core §3.3.2.11),
+/// with the hash of the signing algorithm.
+pub fn half_hash(alg: JwsAlgorithm, value: &str) -> String {
+    let algorithm = match alg {
+        JwsAlgorithm::Es384 => &aws_lc_rs::digest::SHA384,
+        JwsAlgorithm::EdDsa => &aws_lc_rs::digest::SHA512,
+        _ => &aws_lc_rs::digest::SHA256,
+    };
+    let digest = aws_lc_rs::digest::digest(algorithm, value.as_bytes());
+    let bytes = digest.as_ref();
+    URL_SAFE_NO_PAD.encode(bytes.get(..bytes.len() / 2).unwrap_or(bytes))
+}
+
+/// What a code or refresh token carries to the tokens it leads to.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct GrantData {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub redirect_uri: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nonce: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pkce: Option<crate::pkce::PkceChallenge>,
+    /// When the user authenticated (seconds since the epoch).
+    pub auth_time: i64,
+    /// Authentication methods (`pwd`, `mfa`, ...).
+    #[serde(default)]
+    pub amr: Vec<String>,
+    /// The `claims` request parameter.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub claims: Option<Value>,
+}
+
+impl GrantData {
+    pub fn from_value(v: &Value) -> Self {
+        serde_json::from_value(v.clone()).unwrap_or_default()
+    }
+}
+
+/// Who a grant is for and what it may do.
+#[derive(Debug, Clone)]
+pub struct GrantSubject<'a> {
+    pub issuer: &'a str,
+    pub provider: &'a Provider,
+    pub config: &'a OAuth2Config,
+    pub user: &'a UserWithGroups,
+    pub scopes: &'a [String],
+    pub session: Option<Uuid>,
+    pub family: Uuid,
+    pub data: GrantData,
+}
+
+impl GrantSubject<'_> {
+    fn client_id(&self) -> &str {
+        self.provider.client_id.as_deref().unwrap_or("")
+    }
+
+    /// `sid`: the session's id, hashed (the session's own id never leaves the server).
+    fn sid(&self) -> Option<String> {
+        self.session
+            .map(|s| sha256_hex(format!("sid-{s}").as_bytes()))
+    }
+}
+
+/// A new random secret and its stored hash.
+fn new_secret() -> (String, String) {
+    let s = random_string(SECRET_LEN);
+    let h = sha256_hex(s.as_bytes());
+    (s, h)
+}
+
+/// Stores a new authorization code for the subject; returns the code.
+pub async fn issue_code(svc: &OAuthServices, sub: &GrantSubject<'_>) -> Result<String, OAuthError> {
+    let (code, hash) = new_secret();
+    let now = svc.clock.now();
+    svc.store
+        .create_oauth_grant(OAuthGrant {
+            id: 0,
+            kind: OAuthGrantKind::Code,
+            key_hash: hash,
+            provider: sub.provider.pk,
+            user: sub.user.user.pk,
+            family: sub.family,
+            session: sub.session,
+            scope: sub.scopes.join(" "),
+            data: serde_json::to_value(&sub.data).map_err(server_error)?,
+            created: now,
+            expires: now + sub.config.access_code_ttl(),
+            used: false,
+            revoked: false,
+        })
+        .await?;
+    Ok(code)
+}
+
+/// What the token endpoint answers (RFC 6749 §5.1).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct TokenResponse {
+    pub access_token: String,
+    pub token_type: &'static str,
+    pub expires_in: i64,
+    pub scope: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub id_token: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub refresh_token: Option<String>,
+}
+
+/// Options of one issue.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct IssueOptions<'a> {
+    /// Issue an ID token (the openid scope was granted).
+    pub id_token: bool,
+    /// Issue a refresh token (offline_access granted and the refresh grant allowed).
+    pub refresh_token: bool,
+    /// The code this issue answers (for `c_hash` in hybrid responses).
+    pub code: Option<&'a str>,
+}
+
+/// Issues an access token (stored by its `jti`), and optionally an ID token and a refresh
+/// token, for the subject.
+pub async fn issue_tokens(
+    svc: &OAuthServices,
+    signer: &JwsSigner,
+    sub: &GrantSubject<'_>,
+    opts: IssueOptions<'_>,
+) -> Result<TokenResponse, OAuthError> {
+    let now = svc.clock.now();
+    let ttl = sub.config.access_token_ttl();
+    let exp = now + ttl;
+    let claims = scope_claims(&svc.store, sub.provider, sub.user, sub.scopes).await?;
+    let subject = subject(svc, sub.config, sub.user);
+    let jti = Uuid::new_v4().to_string();
+    let scope = sub.scopes.join(" ");
+
+    let mut base = Map::new();
+    base.insert("iss".into(), json!(sub.issuer));
+    base.insert("sub".into(), json!(subject));
+    base.insert("aud".into(), json!(sub.client_id()));
+    base.insert("exp".into(), json!(exp.timestamp()));
+    base.insert("iat".into(), json!(now.timestamp()));
+    base.insert("auth_time".into(), json!(sub.data.auth_time));
+    base.insert("acr".into(), json!(ACR_DEFAULT));
+    if !sub.data.amr.is_empty() {
+        base.insert("amr".into(), json!(sub.data.amr));
+    }
+    if let Some(sid) = sub.sid() {
+        base.insert("sid".into(), json!(sid));
+    }
+
+    // The access token: RFC 9068 (typ at+jwt, client_id, jti, scope), with authentik's azp,
+    // uid and the scope claims.
+    let mut at = base.clone();
+    at.insert("azp".into(), json!(sub.client_id()));
+    at.insert("client_id".into(), json!(sub.client_id()));
+    at.insert("uid".into(), json!(uid(svc, sub.user)));
+    at.insert("scope".into(), json!(scope));
+    at.insert("jti".into(), json!(jti));
+    for (k, v) in &claims {
+        at.entry(k.clone()).or_insert_with(|| v.clone());
+    }
+    let access_token = signer.sign(&at, "at+jwt").map_err(server_error)?;
+    store_grant(
+        svc,
+        sub,
+        OAuthGrantKind::AccessToken,
+        sha256_hex(jti.as_bytes()),
+        now,
+        exp,
+    )
+    .await?;
+
+    let id_token = if opts.id_token {
+        let mut id = base;
+        id.insert("azp".into(), json!(sub.client_id()));
+        if let Some(n) = &sub.data.nonce {
+            id.insert("nonce".into(), json!(n));
+        }
+        id.insert(
+            "at_hash".into(),
+            json!(half_hash(signer.algorithm(), &access_token)),
+        );
+        if let Some(code) = opts.code {
+            id.insert("c_hash".into(), json!(half_hash(signer.algorithm(), code)));
+        }
+        if sub.config.include_claims_in_id_token {
+            for (k, v) in &claims {
+                id.entry(k.clone()).or_insert_with(|| v.clone());
+            }
+        }
+        Some(signer.sign(&id, "JWT").map_err(server_error)?)
+    } else {
+        None
+    };
+
+    let refresh_token = if opts.refresh_token {
+        let (token, hash) = new_secret();
+        let expires = now + sub.config.refresh_token_ttl();
+        store_grant(svc, sub, OAuthGrantKind::RefreshToken, hash, now, expires).await?;
+        Some(token)
+    } else {
+        None
+    };
+
+    Ok(TokenResponse {
+        access_token,
+        token_type: "Bearer",
+        expires_in: ttl.num_seconds(),
+        scope,
+        id_token,
+        refresh_token,
+    })
+}
+
+async fn store_grant(
+    svc: &OAuthServices,
+    sub: &GrantSubject<'_>,
+    kind: OAuthGrantKind,
+    key_hash: String,
+    created: DateTime<Utc>,
+    expires: DateTime<Utc>,
+) -> Result<(), OAuthError> {
+    svc.store
+        .create_oauth_grant(OAuthGrant {
+            id: 0,
+            kind,
+            key_hash,
+            provider: sub.provider.pk,
+            user: sub.user.user.pk,
+            family: sub.family,
+            session: sub.session,
+            scope: sub.scopes.join(" "),
+            data: serde_json::to_value(&sub.data).map_err(server_error)?,
+            created,
+            expires,
+            used: false,
+            revoked: false,
+        })
+        .await?;
+    Ok(())
+}

@@ -1,0 +1,408 @@
+//! The token endpoint (RFC 6749 §3.2, §4.1.3, §6): client authentication and the grants it
+//! redeems. One function per grant; each answers a [`TokenResponse`] or the OAuth error to send.
+//!
+//! | grant | rules |
+//! |---|---|
+//! | `authorization_code` | the code is this client's, unexpired, unused; `redirect_uri` identical; PKCE verified; a second use revokes everything the code led to |
+//! | `refresh_token` | this client's, unexpired, unrevoked; rotated on use; a rotated token used again revokes its family; scope may only narrow |
+
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
+use portcullis_core::{OAuthGrantKind, Provider};
+use portcullis_crypto::{constant_time_eq, sha256_hex};
+use portcullis_store::StoreError;
+
+use crate::error::{ErrorCode, OAuthError};
+use crate::issue::{
+    GrantData, GrantSubject, IssueOptions, OAuthServices, TokenResponse, client_secret,
+    issue_tokens, signer,
+};
+use crate::pkce;
+use crate::provider::{ClientType, KIND, OAuth2Config};
+use crate::scope::Scopes;
+
+/// The longest form field read.
+pub const MAX_FIELD_LEN: usize = 8192;
+
+/// The token request's form, as received (duplicates refused, RFC 6749 §3.2).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TokenForm {
+    pub fields: Vec<(String, String)>,
+}
+
+impl TokenForm {
+    /// Parses an `application/x-www-form-urlencoded` body.
+    pub fn parse(body: &[u8]) -> Result<Self, OAuthError> {
+        let mut fields: Vec<(String, String)> = Vec::new();
+        for (k, v) in form_urlencoded::parse(body) {
+            if v.len() > MAX_FIELD_LEN || k.len() > 128 {
+                return Err(OAuthError::described(
+                    ErrorCode::InvalidRequest,
+                    format!("{} is too long", k.chars().take(64).collect::<String>()),
+                ));
+            }
+            if fields.iter().any(|(f, _)| f == k.as_ref()) {
+                return Err(OAuthError::described(
+                    ErrorCode::InvalidRequest,
+                    format!("{k} is given more than once"),
+                ));
+            }
+            if fields.len() >= 64 {
+                return Err(OAuthError::described(
+                    ErrorCode::InvalidRequest,
+                    "too many parameters",
+                ));
+            }
+            fields.push((k.into_owned(), v.into_owned()));
+        }
+        Ok(TokenForm { fields })
+    }
+
+    pub fn get(&self, name: &str) -> Option<&str> {
+        self.fields
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+            .filter(|v| !v.is_empty())
+    }
+}
+
+/// How the client presented itself.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClientCredentials {
+    pub client_id: String,
+    pub client_secret: Option<String>,
+    /// Sent in the `Authorization: Basic` header (errors then answer 401 with a challenge).
+    pub basic: bool,
+}
+
+/// Reads the client's credentials from the `Authorization` header (`client_secret_basic`) or
+/// the form (`client_secret_post`, `none`). Both at once is `invalid_request` (RFC 6749 §2.3).
+pub fn client_credentials(
+    authorization: Option<&str>,
+    form: &TokenForm,
+) -> Result<ClientCredentials, OAuthError> {
+    let basic = authorization.and_then(|h| {
+        let (scheme, rest) = h.split_once(' ')?;
+        scheme.eq_ignore_ascii_case("basic").then(|| rest.trim())
+    });
+    if let Some(encoded) = basic {
+        if form.get("client_secret").is_some() {
+            return Err(OAuthError::described(
+                ErrorCode::InvalidRequest,
+                "use one client authentication method, not two",
+            ));
+        }
+        let invalid =
+            || OAuthError::described(ErrorCode::InvalidClient, "malformed Basic credentials");
+        let decoded = STANDARD.decode(encoded).map_err(|_| invalid())?;
+        let decoded = String::from_utf8(decoded).map_err(|_| invalid())?;
+        let (id, secret) = decoded.split_once(':').ok_or_else(invalid)?;
+        // RFC 6749 §2.3.1: both are form-urlencoded before Basic encoding.
+        let id = percent_decode(id).ok_or_else(invalid)?;
+        let secret = percent_decode(secret).ok_or_else(invalid)?;
+        if let Some(form_id) = form.get("client_id")
+            && form_id != id
+        {
+            return Err(OAuthError::described(
+                ErrorCode::InvalidRequest,
+                "client_id differs from the authenticated client",
+            ));
+        }
+        return Ok(ClientCredentials {
+            client_id: id,
+            client_secret: Some(secret),
+            basic: true,
+        });
+    }
+    let client_id = form.get("client_id").ok_or_else(|| {
+        OAuthError::described(
+            ErrorCode::InvalidClient,
+            "client authentication is required",
+        )
+    })?;
+    Ok(ClientCredentials {
+        client_id: client_id.to_owned(),
+        client_secret: form.get("client_secret").map(str::to_owned),
+        basic: false,
+    })
+}
+
+fn percent_decode(s: &str) -> Option<String> {
+    let pairs = format!("x={s}");
+    form_urlencoded::parse(pairs.as_bytes())
+        .next()
+        .map(|(_, v)| v.into_owned())
+}
+
+/// An authenticated client: its provider and settings.
+#[derive(Debug, Clone)]
+pub struct Client {
+    pub provider: Provider,
+    pub config: OAuth2Config,
+}
+
+/// Authenticates the client: a confidential client proves its secret (compared in constant
+/// time); a public client only names itself. Any failure is the same `invalid_client`.
+pub async fn authenticate_client(
+    svc: &OAuthServices,
+    creds: &ClientCredentials,
+) -> Result<Client, OAuthError> {
+    let invalid =
+        || OAuthError::described(ErrorCode::InvalidClient, "client authentication failed");
+    let provider = match svc.store.find_provider_by_client_id(&creds.client_id).await {
+        Ok(p) if p.kind == KIND => p,
+        Ok(_) | Err(StoreError::NotFound) => return Err(invalid()),
+        Err(e) => return Err(e.into()),
+    };
+    let config = OAuth2Config::from_value(&provider.config);
+    if config.client_type == ClientType::Confidential {
+        let expected = client_secret(svc, &config)?;
+        let given = creds.client_secret.as_deref().unwrap_or("");
+        if expected.is_empty() || !constant_time_eq(expected.as_bytes(), given.as_bytes()) {
+            return Err(invalid());
+        }
+    }
+    Ok(Client { provider, config })
+}
+
+/// What the caller learns besides the answer (for events and logs).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct GrantOutcome {
+    /// A code or rotated refresh token was replayed: its family was revoked.
+    pub reuse_detected: bool,
+}
+
+/// `grant_type=authorization_code`.
+pub async fn authorization_code(
+    svc: &OAuthServices,
+    client: &Client,
+    form: &TokenForm,
+    issuer: &str,
+    outcome: &mut GrantOutcome,
+) -> Result<TokenResponse, OAuthError> {
+    if !client.config.allows_grant("authorization_code") {
+        return Err(OAuthError::new(ErrorCode::UnauthorizedClient));
+    }
+    let code = form
+        .get("code")
+        .ok_or_else(|| OAuthError::described(ErrorCode::InvalidRequest, "code is required"))?;
+    let bad = |why: &str| OAuthError::described(ErrorCode::InvalidGrant, why);
+    let Some(grant) = svc
+        .store
+        .find_oauth_grant(OAuthGrantKind::Code, &sha256_hex(code.as_bytes()))
+        .await?
+    else {
+        return Err(bad("the code is invalid"));
+    };
+    if grant.provider != client.provider.pk {
+        return Err(bad("the code is invalid"));
+    }
+    if grant.used || grant.revoked {
+        // RFC 6749 §4.1.2: a code used twice revokes what it issued.
+        svc.store.revoke_oauth_family(grant.family).await?;
+        outcome.reuse_detected = true;
+        return Err(bad("the code was already used"));
+    }
+    if grant.expires <= svc.clock.now() {
+        return Err(bad("the code has expired"));
+    }
+    let data = GrantData::from_value(&grant.data);
+    if form.get("redirect_uri") != data.redirect_uri.as_deref() {
+        return Err(bad("redirect_uri differs from the authorization request's"));
+    }
+    pkce::check_token_request(data.pkce.as_ref(), form.get("code_verifier"))?;
+    if client.config.client_type == ClientType::Public && data.pkce.is_none() {
+        return Err(bad("public clients must use PKCE"));
+    }
+    if !svc.store.consume_oauth_grant(grant.id).await? {
+        // Lost a race with another redemption: treat as reuse.
+        svc.store.revoke_oauth_family(grant.family).await?;
+        outcome.reuse_detected = true;
+        return Err(bad("the code was already used"));
+    }
+    let user = match svc.store.find_user(grant.user).await {
+        Ok(u) if u.user.is_active => u,
+        Ok(_) | Err(StoreError::NotFound) => return Err(bad("the user is no longer active")),
+        Err(e) => return Err(e.into()),
+    };
+    let scopes: Vec<String> = grant
+        .scope
+        .split(' ')
+        .filter(|s| !s.is_empty())
+        .map(str::to_owned)
+        .collect();
+    let signer = signer(svc, &client.config).await?;
+    let sub = GrantSubject {
+        issuer,
+        provider: &client.provider,
+        config: &client.config,
+        user: &user,
+        scopes: &scopes,
+        session: grant.session,
+        family: grant.family,
+        data,
+    };
+    issue_tokens(
+        svc,
+        &signer,
+        &sub,
+        IssueOptions {
+            id_token: scopes.iter().any(|s| s == "openid"),
+            refresh_token: wants_refresh(&client.config, &scopes),
+            code: None,
+        },
+    )
+    .await
+}
+
+/// Refresh tokens go only with `offline_access` and the refresh grant allowed (authentik).
+fn wants_refresh(config: &OAuth2Config, scopes: &[String]) -> bool {
+    config.allows_grant("refresh_token") && scopes.iter().any(|s| s == "offline_access")
+}
+
+/// `grant_type=refresh_token`.
+pub async fn refresh_token(
+    svc: &OAuthServices,
+    client: &Client,
+    form: &TokenForm,
+    issuer: &str,
+    outcome: &mut GrantOutcome,
+) -> Result<TokenResponse, OAuthError> {
+    if !client.config.allows_grant("refresh_token") {
+        return Err(OAuthError::new(ErrorCode::UnauthorizedClient));
+    }
+    let token = form.get("refresh_token").ok_or_else(|| {
+        OAuthError::described(ErrorCode::InvalidRequest, "refresh_token is required")
+    })?;
+    let bad = |why: &str| OAuthError::described(ErrorCode::InvalidGrant, why);
+    let Some(grant) = svc
+        .store
+        .find_oauth_grant(OAuthGrantKind::RefreshToken, &sha256_hex(token.as_bytes()))
+        .await?
+    else {
+        return Err(bad("the refresh token is invalid"));
+    };
+    if grant.provider != client.provider.pk {
+        return Err(bad("the refresh token is invalid"));
+    }
+    if grant.revoked {
+        return Err(bad("the refresh token was revoked"));
+    }
+    if grant.used {
+        // A rotated token came back: someone holds a copy. Revoke the whole family.
+        svc.store.revoke_oauth_family(grant.family).await?;
+        outcome.reuse_detected = true;
+        return Err(bad("the refresh token was already used"));
+    }
+    if grant.expires <= svc.clock.now() {
+        return Err(bad("the refresh token has expired"));
+    }
+    let original: Vec<String> = grant
+        .scope
+        .split(' ')
+        .filter(|s| !s.is_empty())
+        .map(str::to_owned)
+        .collect();
+    let scopes = match form.get("scope") {
+        None => original.clone(),
+        Some(s) => {
+            let asked = Scopes::parse(s)?;
+            if asked.iter().any(|s| !original.iter().any(|o| o == s)) {
+                return Err(OAuthError::described(
+                    ErrorCode::InvalidScope,
+                    "a refresh cannot add scopes",
+                ));
+            }
+            asked.iter().map(str::to_owned).collect()
+        }
+    };
+    if !svc.store.consume_oauth_grant(grant.id).await? {
+        svc.store.revoke_oauth_family(grant.family).await?;
+        outcome.reuse_detected = true;
+        return Err(bad("the refresh token was already used"));
+    }
+    let user = match svc.store.find_user(grant.user).await {
+        Ok(u) if u.user.is_active => u,
+        Ok(_) | Err(StoreError::NotFound) => return Err(bad("the user is no longer active")),
+        Err(e) => return Err(e.into()),
+    };
+    let mut data = GrantData::from_value(&grant.data);
+    // A refreshed ID token carries no nonce (OIDC Core §12.2).
+    data.nonce = None;
+    let signer = signer(svc, &client.config).await?;
+    let sub = GrantSubject {
+        issuer,
+        provider: &client.provider,
+        config: &client.config,
+        user: &user,
+        scopes: &scopes,
+        session: grant.session,
+        family: grant.family,
+        data,
+    };
+    issue_tokens(
+        svc,
+        &signer,
+        &sub,
+        IssueOptions {
+            id_token: scopes.iter().any(|s| s == "openid"),
+            // Rotation: a new refresh token replaces the one used (the original grant kept
+            // offline_access even if this refresh narrowed the scopes).
+            refresh_token: wants_refresh(&client.config, &original),
+            code: None,
+        },
+    )
+    .await
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn forms_refuse_duplicates_and_oversized_fields() {
+        let f = TokenForm::parse(b"grant_type=authorization_code&code=abc").unwrap();
+        assert_eq!(f.get("code"), Some("abc"));
+        assert_eq!(f.get("missing"), None);
+        assert!(TokenForm::parse(b"code=a&code=b").is_err());
+        let long = format!("code={}", "a".repeat(MAX_FIELD_LEN + 1));
+        assert!(TokenForm::parse(long.as_bytes()).is_err());
+        let many: String = (0..70).map(|i| format!("f{i}=1&")).collect();
+        assert!(TokenForm::parse(many.as_bytes()).is_err());
+    }
+
+    #[test]
+    fn client_credentials_come_from_one_place() {
+        let empty = TokenForm::default();
+        let basic = format!("Basic {}", STANDARD.encode("my%20client:s%3Acret"));
+        let c = client_credentials(Some(&basic), &empty).unwrap();
+        assert_eq!(c.client_id, "my client");
+        assert_eq!(c.client_secret.as_deref(), Some("s:cret"));
+        assert!(c.basic);
+        let post = TokenForm::parse(b"client_id=app&client_secret=x").unwrap();
+        let c = client_credentials(None, &post).unwrap();
+        assert_eq!((c.client_id.as_str(), c.basic), ("app", false));
+        // Both methods at once, a mismatched id, garbage and nothing at all.
+        assert_eq!(
+            client_credentials(Some(&basic), &post).unwrap_err().code(),
+            ErrorCode::InvalidRequest
+        );
+        let other = TokenForm::parse(b"client_id=other").unwrap();
+        assert_eq!(
+            client_credentials(Some(&basic), &other).unwrap_err().code(),
+            ErrorCode::InvalidRequest
+        );
+        assert_eq!(
+            client_credentials(Some("Basic !!!"), &empty)
+                .unwrap_err()
+                .code(),
+            ErrorCode::InvalidClient
+        );
+        assert_eq!(
+            client_credentials(None, &empty).unwrap_err().code(),
+            ErrorCode::InvalidClient
+        );
+    }
+}
