@@ -76,6 +76,20 @@ pub fn router() -> Router<Arc<AppState>> {
             get(discovery),
         )
         .route("/application/o/{slug}/jwks/", get(jwks))
+        .route(
+            "/application/o/introspect/",
+            axum::routing::post(introspect_endpoint)
+                .layer(axum::extract::DefaultBodyLimit::max(MAX_FORM_BYTES)),
+        )
+        .route(
+            "/application/o/revoke/",
+            axum::routing::post(revoke_endpoint)
+                .layer(axum::extract::DefaultBodyLimit::max(MAX_FORM_BYTES)),
+        )
+        .route(
+            "/application/o/{slug}/end-session/",
+            get(end_session_get).post(end_session_post),
+        )
 }
 
 pub(crate) fn services(state: &AppState) -> OAuthServices {
@@ -733,6 +747,9 @@ async fn token_endpoint(
         Some("refresh_token") => {
             token::refresh_token(&svc, &client, &form, &iss, &mut outcome).await
         }
+        Some("client_credentials") => {
+            token::client_credentials_grant(&svc, &client, &form, &iss).await
+        }
         Some(_) => Err(OAuthError::new(ErrorCode::UnsupportedGrantType)),
         None => Err(OAuthError::described(
             ErrorCode::InvalidRequest,
@@ -923,4 +940,158 @@ async fn userinfo_inner(
         StatusCode::OK,
         &Value::Object(body),
     )))
+}
+
+// ------------------------------------------------------------------ introspect, revoke
+
+/// The form and the authenticated client of a client-authenticated endpoint, or the error
+/// response.
+async fn client_form(
+    state: &AppState,
+    parts: &Parts,
+    body: &[u8],
+) -> Result<(TokenForm, token::Client), Response> {
+    let form = TokenForm::parse(body).map_err(|e| oauth_error_response(&e, false))?;
+    let auth_header = parts
+        .headers
+        .get(header::AUTHORIZATION)
+        .and_then(|h| h.to_str().ok());
+    let creds = token::client_credentials(auth_header, &form)
+        .map_err(|e| oauth_error_response(&e, auth_header.is_some()))?;
+    let client = token::authenticate_client(&services(state), &creds)
+        .await
+        .map_err(|e| oauth_error_response(&e, creds.basic))?;
+    Ok((form, client))
+}
+
+/// RFC 7662: what a token is, for the client it was issued to.
+async fn introspect_endpoint(
+    State(state): State<Arc<AppState>>,
+    parts: Parts,
+    body: Bytes,
+) -> ApiResult<Response> {
+    let (form, client) = match client_form(&state, &parts, &body).await {
+        Ok(v) => v,
+        Err(r) => return Ok(r),
+    };
+    Ok(
+        match token::introspect(&services(&state), &client, &form).await {
+            Ok(v) => json_response(StatusCode::OK, &v),
+            Err(e) => oauth_error_response(&e, false),
+        },
+    )
+}
+
+/// RFC 7009: revokes a token of the client; 200 whether or not it existed.
+async fn revoke_endpoint(
+    State(state): State<Arc<AppState>>,
+    parts: Parts,
+    body: Bytes,
+) -> ApiResult<Response> {
+    let (form, client) = match client_form(&state, &parts, &body).await {
+        Ok(v) => v,
+        Err(r) => return Ok(r),
+    };
+    Ok(
+        match token::revoke(&services(&state), &client, &form).await {
+            Ok(()) => json_response(StatusCode::OK, &json!({})),
+            Err(e) => oauth_error_response(&e, false),
+        },
+    )
+}
+
+// --------------------------------------------------------------------------- end-session
+
+async fn end_session_get(
+    State(state): State<Arc<AppState>>,
+    Path(slug): Path<String>,
+    parts: Parts,
+) -> ApiResult<Response> {
+    let query = parts.uri.query().unwrap_or("").to_owned();
+    end_session(&state, &slug, parts, &query).await
+}
+
+async fn end_session_post(
+    State(state): State<Arc<AppState>>,
+    Path(slug): Path<String>,
+    parts: Parts,
+    body: Bytes,
+) -> ApiResult<Response> {
+    let query = String::from_utf8_lossy(&body).into_owned();
+    end_session(&state, &slug, parts, &query).await
+}
+
+/// OpenID Connect RP-Initiated Logout: runs the provider's invalidation flow, then returns to
+/// `post_logout_redirect_uri` when it is one of the provider's registered logout URIs.
+async fn end_session(
+    state: &AppState,
+    slug: &str,
+    parts: Parts,
+    query: &str,
+) -> ApiResult<Response> {
+    let (app, provider) = app_and_provider(state, slug).await?;
+    let config = OAuth2Config::from_value(&provider.config);
+    let mut post_logout = None;
+    let mut logout_state = None;
+    for (k, v) in form_urlencoded::parse(query.as_bytes()) {
+        if v.len() > authorize::MAX_PARAM_LEN {
+            return Ok(error_page(
+                &OAuthError::described(ErrorCode::InvalidRequest, format!("{k} is too long")),
+                StatusCode::BAD_REQUEST,
+            ));
+        }
+        match k.as_ref() {
+            "post_logout_redirect_uri" => post_logout = Some(v.into_owned()),
+            "state" => logout_state = Some(v.into_owned()),
+            _ => {}
+        }
+    }
+    let back = match post_logout.filter(|u| !u.is_empty()) {
+        None => None,
+        Some(uri) => {
+            let registered = config.redirect_uris_of(portcullis_oauth::RedirectUriType::Logout);
+            if portcullis_oauth::redirect_uri::find_match(&registered, &uri).is_none() {
+                return Ok(error_page(
+                    &OAuthError::described(
+                        ErrorCode::InvalidRequest,
+                        "post_logout_redirect_uri is not registered for this client",
+                    ),
+                    StatusCode::BAD_REQUEST,
+                ));
+            }
+            let resp = authorize::AuthorizationResponse {
+                redirect_uri: uri,
+                mode: ResponseMode::Query,
+                params: logout_state
+                    .map(|s| vec![("state".to_owned(), s)])
+                    .unwrap_or_default(),
+            };
+            resp.location()
+        }
+    };
+    let mut session = crate::session::load(state, &parts).await?;
+    let request = crate::flows_executor::flow_request(state, &parts, String::new()).await?;
+    let Some(flow) = provider.invalidation_flow else {
+        let r = Redirect::to(back.as_deref().unwrap_or("/")).into_response();
+        return Ok(crate::session::with_cookies(r, &session, &parts));
+    };
+    let mut ctx = serde_json::Map::new();
+    ctx.insert(
+        context::APPLICATION.into(),
+        json!({"pk": app.uuid.to_string(), "name": app.name, "slug": app.slug}),
+    );
+    if let Some(to) = back {
+        ctx.insert(context::REDIRECT.into(), json!(to));
+    }
+    let challenge = Executor::new(&state.flows, &mut session, &request)
+        .start(flow, ctx)
+        .await?;
+    session.save(&state.store).await?;
+    let r = match challenge.field_str("to") {
+        Some(to) if challenge.component == portcullis_flow::challenge::REDIRECT => {
+            Redirect::to(to).into_response()
+        }
+        _ => crate::ui::render_challenge(&challenge, "", "", session.csrf_token(), &request.brand)?,
+    };
+    Ok(crate::session::with_cookies(r, &session, &parts))
 }

@@ -741,7 +741,318 @@ async fn explicit_consent_asks_then_remembers(b: Backend) {
     assert_eq!(r.status, StatusCode::BAD_REQUEST);
 }
 
+/// The hidden inputs of a form_post page.
+fn form_post_fields(html: &str) -> BTreeMap<String, String> {
+    let mut out = BTreeMap::new();
+    for input in html.split("<input ").skip(1) {
+        let attr = |name: &str| {
+            let start = input.find(&format!("{name}=\"")).unwrap() + name.len() + 2;
+            let end = start + input[start..].find('"').unwrap();
+            input[start..end]
+                .replace("&quot;", "\"")
+                .replace("&lt;", "<")
+                .replace("&gt;", ">")
+                .replace("&#x27;", "'")
+                .replace("&amp;", "&")
+        };
+        out.insert(attr("name"), attr("value"));
+    }
+    out
+}
+
+/// Implicit (`id_token token`, fragment) and hybrid (`code id_token`, form_post), verified by
+/// the relying party: signature, nonce, at_hash and c_hash.
+async fn implicit_and_hybrid_with_form_post(b: Backend) {
+    use openidconnect::core::{CoreIdToken, CoreResponseType};
+    use openidconnect::{AccessToken, AuthorizationCodeHash};
+    let s = setup(b, "default-provider-authorization-implicit-consent").await;
+    let (client, _) = rp(&s).await;
+    let verifier = || {
+        client
+            .id_token_verifier()
+            .set_allowed_algs(vec![CoreJwsSigningAlgorithm::EcdsaP256Sha256])
+    };
+    let mut browser = Browser::new(&s.app);
+
+    let (url, state, nonce) = client
+        .authorize_url(
+            CoreAuthenticationFlow::Implicit(true),
+            CsrfToken::new_random,
+            Nonce::new_random,
+        )
+        .url();
+    let r = browser.authorize(url.as_str(), &admin_answers).await;
+    let location = r.location.unwrap();
+    assert!(location.starts_with(&format!("{REDIRECT}#")), "{location}");
+    let p = params(&location);
+    assert_eq!(p["state"], *state.secret());
+    assert_eq!(p["token_type"], "Bearer");
+    let id: CoreIdToken = p["id_token"].parse().unwrap();
+    let claims = id.claims(&verifier(), &nonce).unwrap();
+    let at = AccessToken::new(p["access_token"].clone());
+    let expected = AccessTokenHash::from_token(
+        &at,
+        id.signing_alg().unwrap(),
+        id.signing_key(&verifier()).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(claims.access_token_hash(), Some(&expected));
+    assert!(!p.contains_key("code"));
+
+    let (url, state, nonce) = client
+        .authorize_url(
+            CoreAuthenticationFlow::Hybrid(vec![CoreResponseType::Code, CoreResponseType::IdToken]),
+            CsrfToken::new_random,
+            Nonce::new_random,
+        )
+        .add_extra_param("response_mode", "form_post")
+        .url();
+    let r = browser.authorize(url.as_str(), &|_| None).await;
+    assert_eq!(r.status, StatusCode::OK, "{:?}", r.body);
+    let html = r.body.as_str().unwrap().to_owned();
+    assert!(html.contains(&format!("action=\"{REDIRECT}\"")), "{html}");
+    let f = form_post_fields(&html);
+    assert_eq!(f["state"], *state.secret());
+    let id: CoreIdToken = f["id_token"].parse().unwrap();
+    let claims = id.claims(&verifier(), &nonce).unwrap();
+    let code = AuthorizationCode::new(f["code"].clone());
+    let c_hash = AuthorizationCodeHash::from_code(
+        &code,
+        id.signing_alg().unwrap(),
+        id.signing_key(&verifier()).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(claims.code_hash(), Some(&c_hash));
+    // The hybrid code redeems at the token endpoint.
+    let tokens = client
+        .exchange_code(code)
+        .unwrap()
+        .request_async(&rp_http)
+        .await
+        .unwrap();
+    assert!(tokens.id_token().is_some());
+    // Implicit without a nonce: refused, at the client's redirect URI.
+    let q = format!(
+        "/application/o/authorize/?client_id={}&redirect_uri={}&response_type=id_token&scope=openid&state=q",
+        s.client_id,
+        form_urlencoded::byte_serialize(REDIRECT.as_bytes()).collect::<String>()
+    );
+    let r = browser.get(&q).await;
+    let p = params(r.location.as_deref().unwrap());
+    assert_eq!(p["error"], "invalid_request");
+}
+
+/// client_credentials through the RP, then introspection and revocation (RFC 7662, 7009).
+async fn client_credentials_introspection_and_revocation(b: Backend) {
+    let s = setup(b, "default-provider-authorization-implicit-consent").await;
+    let (client, _) = rp(&s).await;
+    let tokens = client
+        .exchange_client_credentials()
+        .unwrap()
+        .add_scope(Scope::new("openid".into()))
+        .add_scope(Scope::new("profile".into()))
+        .request_async(&rp_http)
+        .await
+        .unwrap();
+    assert!(tokens.refresh_token().is_none());
+    let at = tokens.access_token().secret().clone();
+    let form = |pairs: &[(&str, &str)]| {
+        form_urlencoded::Serializer::new(String::new())
+            .extend_pairs(pairs)
+            .finish()
+    };
+    let call = |path: &str, body: String, creds: (&str, &str)| {
+        reqwest::Client::new()
+            .post(format!("{}/application/o/{path}/", s.app.url))
+            .basic_auth(creds.0, Some(creds.1))
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(body)
+            .send()
+    };
+    let me = (s.client_id.as_str(), s.client_secret.as_str());
+    let r: Value = call("introspect", form(&[("token", &at)]), me)
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(r["active"], true, "{r}");
+    assert_eq!(r["username"], "ak-RP-client_credentials");
+    assert_eq!(r["client_id"], s.client_id.as_str());
+    assert_eq!(r["token_type"], "access_token");
+    // The service account exists once, whatever the number of grants.
+    client
+        .exchange_client_credentials()
+        .unwrap()
+        .request_async(&rp_http)
+        .await
+        .unwrap();
+    let u = s
+        .app
+        .state
+        .store
+        .find_user_by_username("ak-RP-client_credentials")
+        .await
+        .unwrap();
+    assert_eq!(
+        u.user.user_type,
+        portcullis_core::UserType::InternalServiceAccount
+    );
+    // Wrong credentials: 401; garbage tokens: inactive.
+    let r = call("introspect", form(&[("token", &at)]), (me.0, "nope"))
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+    for junk in ["", "x", "a.b.c"] {
+        let r = call("introspect", form(&[("token", junk)]), me)
+            .await
+            .unwrap();
+        let status = r.status();
+        let v: Value = r.json().await.unwrap();
+        if junk.is_empty() {
+            assert_eq!(status, StatusCode::BAD_REQUEST);
+        } else {
+            assert_eq!(v, json!({"active": false}), "{junk}");
+        }
+    }
+    // Revocation: 200, then inactive and refused at userinfo; revoking again is still 200.
+    for _ in 0..2 {
+        let r = call("revoke", form(&[("token", &at)]), me).await.unwrap();
+        assert_eq!(r.status(), StatusCode::OK);
+    }
+    let r: Value = call("introspect", form(&[("token", &at)]), me)
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(r, json!({"active": false}));
+    let r = reqwest::Client::new()
+        .get(format!("{}/application/o/userinfo/", s.app.url))
+        .bearer_auth(&at)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+}
+
+/// RP-initiated logout: only to a registered logout URI, with the state, after the
+/// invalidation flow.
+async fn end_session_returns_to_registered_uris_only(b: Backend) {
+    let s = setup(b, "default-provider-authorization-implicit-consent").await;
+    let r = s
+        .app
+        .request(
+            reqwest::Method::PATCH,
+            &format!("/api/v3/providers/oauth2/{}/", s.provider),
+            Some(&s.app.admin_token),
+        )
+        .json(&json!({"redirect_uris": [
+            {"matching_mode": "strict", "url": REDIRECT},
+            {"matching_mode": "strict", "url": "https://rp.example/bye", "redirect_uri_type": "logout"},
+        ]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    let mut browser = Browser::new(&s.app);
+    fresh_code(&s, &mut browser, "").await;
+    let end = "/application/o/rp/end-session/";
+    // Not registered (the authorization redirect URI is not a logout URI): an error page.
+    for uri in ["https://evil.example/", REDIRECT] {
+        let r = browser
+            .get(&format!(
+                "{end}?post_logout_redirect_uri={}",
+                form_urlencoded::byte_serialize(uri.as_bytes()).collect::<String>()
+            ))
+            .await;
+        assert_eq!(r.status, StatusCode::BAD_REQUEST, "{uri}");
+        assert!(r.location.is_none());
+    }
+    let r = browser
+        .authorize(
+            &format!("{end}?post_logout_redirect_uri=https%3A%2F%2Frp.example%2Fbye&state=s9"),
+            &|_| None,
+        )
+        .await;
+    assert_eq!(
+        r.location.as_deref(),
+        Some("https://rp.example/bye?state=s9")
+    );
+}
+
+/// A public client must use PKCE and authenticates with its client_id alone.
+async fn public_clients_need_pkce(b: Backend) {
+    let s = setup(b, "default-provider-authorization-implicit-consent").await;
+    let r = s
+        .app
+        .request(
+            reqwest::Method::PATCH,
+            &format!("/api/v3/providers/oauth2/{}/", s.provider),
+            Some(&s.app.admin_token),
+        )
+        .json(&json!({"client_type": "public"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    let mut browser = Browser::new(&s.app);
+    let base = format!(
+        "/application/o/authorize/?client_id={}&redirect_uri={}&response_type=code&scope=openid&state=p",
+        s.client_id,
+        form_urlencoded::byte_serialize(REDIRECT.as_bytes()).collect::<String>()
+    );
+    // Without PKCE: refused before any login.
+    let r = browser.get(&base).await;
+    assert_eq!(
+        params(r.location.as_deref().unwrap())["error"],
+        "invalid_request"
+    );
+    let (challenge, verifier) = PkceCodeChallenge::new_random_sha256();
+    let r = browser
+        .authorize(
+            &format!(
+                "{base}&code_challenge={}&code_challenge_method=S256",
+                challenge.as_str()
+            ),
+            &admin_answers,
+        )
+        .await;
+    let code = params(&r.location.unwrap())["code"].clone();
+    let (st, body) = token_request(
+        &s,
+        &[
+            ("grant_type", "authorization_code"),
+            ("code", &code),
+            ("redirect_uri", REDIRECT),
+            ("client_id", &s.client_id),
+            ("code_verifier", verifier.secret()),
+        ],
+        None,
+    )
+    .await;
+    assert_eq!(st, StatusCode::OK, "{body}");
+    // Public clients may not use client_credentials.
+    let (st, body) = token_request(
+        &s,
+        &[
+            ("grant_type", "client_credentials"),
+            ("client_id", &s.client_id),
+        ],
+        None,
+    )
+    .await;
+    assert_eq!(
+        (st, body["error"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("unauthorized_client"))
+    );
+}
+
 both_backends!(
+    implicit_and_hybrid_with_form_post,
+    client_credentials_introspection_and_revocation,
+    end_session_returns_to_registered_uris_only,
+    public_clients_need_pkce,
     code_flow_with_pkce_refresh_and_userinfo,
     refusals_issue_nothing,
     explicit_consent_asks_then_remembers,
