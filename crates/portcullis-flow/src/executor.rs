@@ -38,6 +38,14 @@ use crate::stages::{self, StageCx, Step};
 /// Most stages one request may pass through (a loop guard; real flows have a handful).
 const MAX_STEPS: usize = 64;
 
+/// Told when a browser session ends by logging out, so the protocols that issued something to
+/// it can end their side (OpenID Connect back-channel logout, later SAML single logout).
+#[async_trait::async_trait]
+pub trait SessionEndHook: Send + Sync {
+    /// `session` is the uuid of the session that ended, `user` the pk of its user.
+    async fn session_ended(&self, session: uuid::Uuid, user: i32);
+}
+
 /// What the executor needs from the server.
 #[derive(Clone)]
 pub struct FlowServices {
@@ -45,6 +53,8 @@ pub struct FlowServices {
     pub hasher: PasswordHasher,
     pub clock: Arc<dyn Clock>,
     pub policies: PolicyServices,
+    /// Run after a logout (none: nothing else to tell).
+    pub session_end: Option<Arc<dyn SessionEndHook>>,
 }
 
 impl std::fmt::Debug for FlowServices {

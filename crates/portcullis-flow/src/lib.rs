@@ -20,7 +20,7 @@ pub mod stages;
 
 pub use challenge::{Challenge, ErrorDetail, FlowInfo};
 pub use error::{ConfigError, FlowError};
-pub use executor::{Executor, FlowRequest, FlowServices, Reply, safe_next};
+pub use executor::{Executor, FlowRequest, FlowServices, Reply, SessionEndHook, safe_next};
 pub use kinds::{STAGE_KINDS, StageKind, normalize_stage_config, stage_kind, stage_kind_by_path};
 pub use plan::{FlowPlan, PlannedStage};
 pub use policies::{POLICY_KINDS, PolicyKind, PolicyServices, policy_kind, policy_kind_by_path};

@@ -47,6 +47,7 @@ impl T {
                 limits: portcullis_policy::ExpressionLimits::default(),
                 cache: Default::default(),
             },
+            session_end: None,
         };
         let request = FlowRequest {
             http: HttpRequestInfo {

@@ -56,9 +56,14 @@ pub struct AppState {
 }
 
 /// The flow engine's services over `store`.
-pub fn flow_services(store: &Store, hasher: &PasswordHasher) -> portcullis_flow::FlowServices {
+pub fn flow_services(
+    store: &Store,
+    hasher: &PasswordHasher,
+    session_end: Option<Arc<dyn portcullis_flow::SessionEndHook>>,
+) -> portcullis_flow::FlowServices {
     let clock = store.clock().clone();
     portcullis_flow::FlowServices {
+        session_end,
         store: store.clone(),
         hasher: hasher.clone(),
         clock: clock.clone(),
@@ -75,12 +80,18 @@ pub fn flow_services(store: &Store, hasher: &PasswordHasher) -> portcullis_flow:
 impl AppState {
     pub fn new(store: Store, secrets: SecretBox, hasher: PasswordHasher, secret_key: &str) -> Self {
         let clock = store.clock().clone();
-        let install_id =
+        let install_id: String =
             portcullis_crypto::sha256_hex(format!("portcullis-install-id:{secret_key}").as_bytes())
                 .chars()
                 .take(32)
                 .collect();
-        let flows = flow_services(&store, &hasher);
+        let hook = oauth::BackchannelLogout::new(oauth::OAuthServices {
+            store: store.clone(),
+            secrets: secrets.clone(),
+            clock: clock.clone(),
+            install_id: install_id.clone(),
+        });
+        let flows = flow_services(&store, &hasher, Some(Arc::new(hook)));
         Self {
             flows,
             store,
@@ -97,7 +108,7 @@ impl AppState {
     /// The same state over another store (a unit of work's, for blueprints).
     pub fn with_store(&self, store: Store) -> Self {
         Self {
-            flows: flow_services(&store, &self.hasher),
+            flows: flow_services(&store, &self.hasher, self.flows.session_end.clone()),
             store,
             secrets: self.secrets.clone(),
             hasher: self.hasher.clone(),

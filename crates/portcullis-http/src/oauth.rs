@@ -30,7 +30,7 @@ use portcullis_core::{Application, EventAction, FlowDesignation, NewEvent, Provi
 use portcullis_flow::{Executor, context};
 use portcullis_oauth::authorize::{self, Authorization, AuthorizeRequest, Refusal};
 use portcullis_oauth::error::{ErrorCode, OAuthError};
-use portcullis_oauth::issue::{self, GrantData, GrantSubject, IssueOptions, OAuthServices};
+use portcullis_oauth::issue::{self, GrantData, GrantSubject, IssueOptions};
 use portcullis_oauth::provider::{IssuerMode, KIND};
 use portcullis_oauth::token::{self, GrantOutcome, TokenForm};
 use portcullis_oauth::{OAuth2Config, ResponseMode};
@@ -50,6 +50,40 @@ const MAX_PENDING: usize = 8;
 const PENDING_TTL_SECONDS: i64 = 30 * 60;
 /// The largest token or userinfo request body read.
 const MAX_FORM_BYTES: usize = 64 * 1024;
+
+pub use portcullis_oauth::issue::OAuthServices;
+
+/// Back-channel logout when a browser session logs out: its grants are revoked at once, the
+/// logout tokens delivered in the background.
+pub struct BackchannelLogout {
+    svc: OAuthServices,
+    deliverer: portcullis_oauth::logout::Deliverer,
+}
+
+impl BackchannelLogout {
+    pub fn new(svc: OAuthServices) -> Self {
+        Self {
+            svc,
+            deliverer: portcullis_oauth::logout::Deliverer::new(),
+        }
+    }
+}
+
+#[async_trait::async_trait]
+impl portcullis_flow::SessionEndHook for BackchannelLogout {
+    async fn session_ended(&self, session: Uuid, _user: i32) {
+        match portcullis_oauth::logout::session_ended(&self.svc, session).await {
+            Ok(deliveries) if !deliveries.is_empty() => {
+                let deliverer = self.deliverer.clone();
+                tokio::spawn(async move { deliverer.deliver(deliveries).await });
+            }
+            Ok(_) => {}
+            Err(e) => {
+                tracing::warn!(error = ?e, "back-channel logout: could not end the session's grants")
+            }
+        }
+    }
+}
 
 pub fn router() -> Router<Arc<AppState>> {
     Router::new()
@@ -190,13 +224,21 @@ async fn discovery(
     let scopes = issue::provider_scopes(&state.store, &provider)
         .await
         .map_err(|e| ApiError::Internal(e.to_string()))?;
-    let alg = match config.signing_key {
-        Some(_) => issue::signer(&services(&state), &config)
-            .await
-            .map(|s| s.algorithm().as_str())
-            .unwrap_or("RS256"),
-        None => "HS256",
-    };
+    let alg = issue::signer(&services(&state), &config)
+        .await
+        .map_err(|e| ApiError::Internal(format!("the provider's signing key: {e:?}")))?
+        .algorithm()
+        .as_str();
+    // The grants the token endpoint serves, among those the provider allows.
+    let grants: Vec<&str> = [
+        "authorization_code",
+        "refresh_token",
+        "implicit",
+        "client_credentials",
+    ]
+    .into_iter()
+    .filter(|g| config.allows_grant(g))
+    .collect();
     let doc = json!({
         "issuer": issuer(&base, &config, &app),
         "authorization_endpoint": format!("{o}/authorize/"),
@@ -205,15 +247,14 @@ async fn discovery(
         "end_session_endpoint": format!("{o}/{}/end-session/", app.slug),
         "introspection_endpoint": format!("{o}/introspect/"),
         "revocation_endpoint": format!("{o}/revoke/"),
-        "device_authorization_endpoint": format!("{o}/device/"),
         "jwks_uri": format!("{o}/{}/jwks/", app.slug),
-        "response_types_supported": ["code", "id_token", "id_token token", "code token", "code id_token", "code id_token token"],
+        "response_types_supported": ["code", "id_token", "id_token token", "code token", "code id_token", "code id_token token", "token", "none"],
         "response_modes_supported": ["query", "fragment", "form_post"],
-        "grant_types_supported": config.grant_types,
+        "grant_types_supported": grants,
         "subject_types_supported": ["public"],
         "id_token_signing_alg_values_supported": [alg],
         "scopes_supported": scopes,
-        "claims_supported": ["sub", "iss", "aud", "exp", "iat", "auth_time", "acr", "amr", "nonce", "sid",
+        "claims_supported": ["sub", "iss", "aud", "exp", "iat", "auth_time", "acr", "nonce", "sid",
             "email", "email_verified", "name", "given_name", "preferred_username", "nickname", "groups"],
         "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post"],
         "code_challenge_methods_supported": ["plain", "S256"],
@@ -589,6 +630,7 @@ async fn fulfil(State(state): State<Arc<AppState>>, parts: Parts) -> ApiResult<R
             auth_time: session.auth_time().unwrap_or(now),
             amr: Vec::new(),
             claims: a.claims.clone(),
+            issuer: None,
         },
     };
     let mut params: Vec<(String, String)> = Vec::new();
@@ -607,9 +649,11 @@ async fn fulfil(State(state): State<Arc<AppState>>, parts: Parts) -> ApiResult<R
                     &signer,
                     &sub,
                     IssueOptions {
+                        access_token: a.response_type.returns_access_token(),
                         id_token: a.response_type.returns_id_token(),
                         refresh_token: false,
                         code: code.as_deref(),
+                        refresh_scopes: None,
                     },
                 )
                 .await?,
@@ -671,11 +715,7 @@ async fn fulfil(State(state): State<Arc<AppState>>, parts: Parts) -> ApiResult<R
     session.save(&state.store).await?;
     let resp = authorize::AuthorizationResponse {
         redirect_uri: a.redirect_uri.clone(),
-        mode: if a.response_mode == ResponseMode::Query && !a.response_type.returns_code() {
-            ResponseMode::Fragment
-        } else {
-            a.response_mode
-        },
+        mode: a.response_mode,
         params,
     };
     Ok(crate::session::with_cookies(

@@ -483,8 +483,42 @@ async fn code_flow_with_pkce_refresh_and_userinfo(b: Backend) {
     let second = refreshed.refresh_token().unwrap().clone();
     assert_ne!(first.secret(), second.secret());
     assert!(refreshed.id_token().is_some());
-    // Replaying the rotated token: refused, and the new one dies with it.
-    for t in [&first, &second] {
+    // A refresh may narrow the scope; the next refresh still has the grant's whole scope.
+    let narrowed = client
+        .exchange_refresh_token(&second)
+        .unwrap()
+        .add_scope(Scope::new("openid".into()))
+        .request_async(&rp_http)
+        .await
+        .unwrap();
+    let scopes = |t: &openidconnect::core::CoreTokenResponse| -> Vec<String> {
+        t.scopes().unwrap().iter().map(|s| s.to_string()).collect()
+    };
+    assert_eq!(scopes(&narrowed), ["openid"]);
+    let third = narrowed
+        .refresh_token()
+        .expect("narrowing keeps the refresh token")
+        .clone();
+    let widened = client
+        .exchange_refresh_token(&third)
+        .unwrap()
+        .request_async(&rp_http)
+        .await
+        .unwrap();
+    assert!(scopes(&widened).contains(&"offline_access".to_owned()));
+    let fourth = widened.refresh_token().unwrap().clone();
+    // Asking for more than was granted: invalid_scope.
+    assert!(
+        client
+            .exchange_refresh_token(&fourth)
+            .unwrap()
+            .add_scope(Scope::new("email".into()))
+            .request_async(&rp_http)
+            .await
+            .is_err()
+    );
+    // Replaying the rotated token: refused, and the newest one dies with it.
+    for t in [&first, &fourth] {
         assert!(
             client
                 .exchange_refresh_token(t)
@@ -1048,7 +1082,154 @@ async fn public_clients_need_pkce(b: Backend) {
     );
 }
 
+/// A test receiver of back-channel logout tokens: answers 200 and keeps each body.
+async fn logout_receiver() -> (String, std::sync::Arc<std::sync::Mutex<Vec<String>>>) {
+    let got = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let keep = got.clone();
+    let app = axum::Router::new().route(
+        "/logout",
+        axum::routing::post(move |body: String| {
+            let keep = keep.clone();
+            async move {
+                keep.lock().unwrap().push(body);
+                "ok"
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/logout", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    (url, got)
+}
+
+/// Logging out of Portcullis sends the application a signed logout token (OIDC Back-Channel
+/// Logout) that verifies against the provider's JWKS, and revokes what the session led to.
+async fn backchannel_logout_token_reaches_the_application(b: Backend) {
+    let s = setup(b, "default-provider-authorization-implicit-consent").await;
+    let (receiver, got) = logout_receiver().await;
+    let r = s
+        .app
+        .request(
+            reqwest::Method::PATCH,
+            &format!("/api/v3/providers/oauth2/{}/", s.provider),
+            Some(&s.app.admin_token),
+        )
+        .json(&json!({"logout_uri": receiver, "logout_method": "backchannel"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    let (client, _) = rp(&s).await;
+    let (challenge, verifier) = PkceCodeChallenge::new_random_sha256();
+    let (url, _, nonce) = client
+        .authorize_url(
+            CoreAuthenticationFlow::AuthorizationCode,
+            CsrfToken::new_random,
+            Nonce::new_random,
+        )
+        .add_scope(Scope::new("offline_access".into()))
+        .set_pkce_challenge(challenge)
+        .url();
+    let mut browser = Browser::new(&s.app);
+    let r = browser.authorize(url.as_str(), &admin_answers).await;
+    let code = params(&r.location.unwrap())["code"].clone();
+    let tokens = client
+        .exchange_code(AuthorizationCode::new(code))
+        .unwrap()
+        .set_pkce_verifier(verifier)
+        .request_async(&rp_http)
+        .await
+        .unwrap();
+    let id_claims = tokens
+        .id_token()
+        .unwrap()
+        .claims(
+            &client
+                .id_token_verifier()
+                .set_allowed_algs(vec![CoreJwsSigningAlgorithm::EcdsaP256Sha256]),
+            &nonce,
+        )
+        .unwrap()
+        .clone();
+    let raw_id: Value = {
+        let payload = tokens.id_token().unwrap().to_string();
+        let part = payload.split('.').nth(1).unwrap().to_owned();
+        use base64::Engine;
+        serde_json::from_slice(
+            &base64::engine::general_purpose::URL_SAFE_NO_PAD
+                .decode(part)
+                .unwrap(),
+        )
+        .unwrap()
+    };
+    assert!(got.lock().unwrap().is_empty());
+
+    // The person logs out of Portcullis.
+    let r = browser.get("/flows/-/default/invalidation/").await;
+    let to = browser
+        .run_flow(r.location.as_deref().unwrap(), |_| None)
+        .await;
+    assert!(!to.is_empty());
+    let mut body = None;
+    for _ in 0..100 {
+        if let Some(b) = got.lock().unwrap().first().cloned() {
+            body = Some(b);
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    let body = body.expect("no logout token arrived");
+    let token: String = form_urlencoded::parse(body.as_bytes())
+        .find(|(k, _)| k == "logout_token")
+        .map(|(_, v)| v.into_owned())
+        .unwrap();
+
+    // Verified independently: the provider's published JWKS, ES256, audience and issuer.
+    let jwks: jsonwebtoken::jwk::JwkSet = reqwest::get(format!("{}jwks/", s.issuer))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let header = jsonwebtoken::decode_header(&token).unwrap();
+    assert_eq!(header.typ.as_deref(), Some("logout+jwt"));
+    let jwk = jwks.find(header.kid.as_deref().unwrap()).unwrap();
+    let mut validation = jsonwebtoken::Validation::new(jsonwebtoken::Algorithm::ES256);
+    validation.set_audience(&[s.client_id.as_str()]);
+    validation.set_issuer(&[s.issuer.as_str()]);
+    let claims = jsonwebtoken::decode::<Value>(
+        &token,
+        &jsonwebtoken::DecodingKey::from_jwk(jwk).unwrap(),
+        &validation,
+    )
+    .unwrap()
+    .claims;
+    assert_eq!(claims["sub"], id_claims.subject().as_str());
+    assert_eq!(claims["sid"], raw_id["sid"]);
+    assert!(claims["events"]["http://schemas.openid.net/event/backchannel-logout"].is_object());
+    assert!(claims.get("nonce").is_none());
+    assert!(claims["jti"].is_string());
+
+    // What the session led to is revoked.
+    let r = reqwest::Client::new()
+        .get(format!("{}/application/o/userinfo/", s.app.url))
+        .bearer_auth(tokens.access_token().secret())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+    assert!(
+        client
+            .exchange_refresh_token(tokens.refresh_token().unwrap())
+            .unwrap()
+            .request_async(&rp_http)
+            .await
+            .is_err()
+    );
+}
+
 both_backends!(
+    backchannel_logout_token_reaches_the_application,
     implicit_and_hybrid_with_form_post,
     client_credentials_introspection_and_revocation,
     end_session_returns_to_registered_uris_only,

@@ -204,6 +204,9 @@ pub struct GrantData {
     /// The `claims` request parameter.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub claims: Option<Value>,
+    /// The issuer the grant's tokens name (set when stored; a logout token names the same).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub issuer: Option<String>,
 }
 
 impl GrantData {
@@ -237,6 +240,13 @@ impl GrantSubject<'_> {
     }
 }
 
+/// The grant's data as stored, with the issuer.
+fn stored_data(sub: &GrantSubject<'_>) -> Result<Value, OAuthError> {
+    let mut data = sub.data.clone();
+    data.issuer = Some(sub.issuer.to_owned());
+    serde_json::to_value(&data).map_err(server_error)
+}
+
 /// A new random secret and its stored hash.
 fn new_secret() -> (String, String) {
     let s = random_string(SECRET_LEN);
@@ -258,7 +268,7 @@ pub async fn issue_code(svc: &OAuthServices, sub: &GrantSubject<'_>) -> Result<S
             family: sub.family,
             session: sub.session,
             scope: sub.scopes.join(" "),
-            data: serde_json::to_value(&sub.data).map_err(server_error)?,
+            data: stored_data(sub)?,
             created: now,
             expires: now + sub.config.access_code_ttl(),
             used: false,
@@ -284,12 +294,19 @@ pub struct TokenResponse {
 /// Options of one issue.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct IssueOptions<'a> {
+    /// Issue an access token (false only for authorization responses that return none, e.g.
+    /// `response_type=id_token`: no token is made that nobody receives).
+    pub access_token: bool,
     /// Issue an ID token (the openid scope was granted).
     pub id_token: bool,
     /// Issue a refresh token (offline_access granted and the refresh grant allowed).
     pub refresh_token: bool,
     /// The code this issue answers (for `c_hash` in hybrid responses).
     pub code: Option<&'a str>,
+    /// The scopes of the refresh token when they differ from the access token's (a refresh
+    /// that narrows the scope keeps the grant's original scope for the next refresh, RFC 6749
+    /// §6).
+    pub refresh_scopes: Option<&'a [String]>,
 }
 
 /// Issues an access token (stored by its `jti`), and optionally an ID token and a refresh
@@ -334,16 +351,22 @@ pub async fn issue_tokens(
     for (k, v) in &claims {
         at.entry(k.clone()).or_insert_with(|| v.clone());
     }
-    let access_token = signer.sign(&at, "at+jwt").map_err(server_error)?;
-    store_grant(
-        svc,
-        sub,
-        OAuthGrantKind::AccessToken,
-        sha256_hex(jti.as_bytes()),
-        now,
-        exp,
-    )
-    .await?;
+    let access_token = if opts.access_token {
+        let t = signer.sign(&at, "at+jwt").map_err(server_error)?;
+        store_grant(
+            svc,
+            sub,
+            sub.scopes,
+            OAuthGrantKind::AccessToken,
+            sha256_hex(jti.as_bytes()),
+            now,
+            exp,
+        )
+        .await?;
+        t
+    } else {
+        String::new()
+    };
 
     let id_token = if opts.id_token {
         let mut id = base;
@@ -351,10 +374,12 @@ pub async fn issue_tokens(
         if let Some(n) = &sub.data.nonce {
             id.insert("nonce".into(), json!(n));
         }
-        id.insert(
-            "at_hash".into(),
-            json!(half_hash(signer.algorithm(), &access_token)),
-        );
+        if !access_token.is_empty() {
+            id.insert(
+                "at_hash".into(),
+                json!(half_hash(signer.algorithm(), &access_token)),
+            );
+        }
         if let Some(code) = opts.code {
             id.insert("c_hash".into(), json!(half_hash(signer.algorithm(), code)));
         }
@@ -371,7 +396,17 @@ pub async fn issue_tokens(
     let refresh_token = if opts.refresh_token {
         let (token, hash) = new_secret();
         let expires = now + sub.config.refresh_token_ttl();
-        store_grant(svc, sub, OAuthGrantKind::RefreshToken, hash, now, expires).await?;
+        let scopes = opts.refresh_scopes.unwrap_or(sub.scopes);
+        store_grant(
+            svc,
+            sub,
+            scopes,
+            OAuthGrantKind::RefreshToken,
+            hash,
+            now,
+            expires,
+        )
+        .await?;
         Some(token)
     } else {
         None
@@ -387,9 +422,11 @@ pub async fn issue_tokens(
     })
 }
 
+#[allow(clippy::too_many_arguments)]
 async fn store_grant(
     svc: &OAuthServices,
     sub: &GrantSubject<'_>,
+    scopes: &[String],
     kind: OAuthGrantKind,
     key_hash: String,
     created: DateTime<Utc>,
@@ -404,8 +441,8 @@ async fn store_grant(
             user: sub.user.user.pk,
             family: sub.family,
             session: sub.session,
-            scope: sub.scopes.join(" "),
-            data: serde_json::to_value(&sub.data).map_err(server_error)?,
+            scope: scopes.join(" "),
+            data: stored_data(sub)?,
             created,
             expires,
             used: false,

@@ -35,6 +35,7 @@
 pub mod authorize;
 pub mod error;
 pub mod issue;
+pub mod logout;
 pub mod pkce;
 pub mod provider;
 pub mod redirect_uri;

@@ -248,9 +248,11 @@ pub async fn authorization_code(
         &signer,
         &sub,
         IssueOptions {
+            access_token: true,
             id_token: scopes.iter().any(|s| s == "openid"),
             refresh_token: wants_refresh(&client.config, &scopes),
             code: None,
+            refresh_scopes: None,
         },
     )
     .await
@@ -346,11 +348,13 @@ pub async fn refresh_token(
         &signer,
         &sub,
         IssueOptions {
+            access_token: true,
             id_token: scopes.iter().any(|s| s == "openid"),
-            // Rotation: a new refresh token replaces the one used (the original grant kept
-            // offline_access even if this refresh narrowed the scopes).
+            // Rotation: a new refresh token replaces the one used, with the grant's original
+            // scope even when this refresh narrowed the access token's.
             refresh_token: wants_refresh(&client.config, &original),
             code: None,
+            refresh_scopes: Some(&original),
         },
     )
     .await
@@ -402,9 +406,11 @@ pub async fn client_credentials_grant(
         &signer,
         &sub,
         IssueOptions {
+            access_token: true,
             id_token: scopes.iter().any(|s| s == "openid"),
             refresh_token: false,
             code: None,
+            refresh_scopes: None,
         },
     )
     .await

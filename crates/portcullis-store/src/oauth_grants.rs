@@ -72,6 +72,20 @@ impl Store {
             .transpose()
     }
 
+    /// Every grant a browser session led to (for its logout).
+    pub async fn list_oauth_grants_of_session(
+        &self,
+        session: Uuid,
+    ) -> Result<Vec<OAuthGrant>, StoreError> {
+        oauth_grant::Entity::find()
+            .filter(oauth_grant::Column::SessionUuid.eq(session))
+            .all(&self.write)
+            .await?
+            .into_iter()
+            .map(to_domain)
+            .collect()
+    }
+
     /// Marks the grant used if it was neither used nor revoked; true when this call did it
     /// (exactly one of any number of concurrent callers gets true).
     pub async fn consume_oauth_grant(&self, id: i32) -> Result<bool, StoreError> {

@@ -222,10 +222,10 @@ fn bootstrap_twice_creates_nothing_twice() {
     // (flow, 3 stages, 3 bindings), invalidation (3), provider authorization/invalidation (3 flows,
     // a consent stage and its binding), password change (flow, 2 prompts, 2 stages, 2 bindings),
     // initial setup (flow, policy, 3 prompts, 4 stages, 4 bindings, 2 policy bindings), user
-    // settings (flow, 4 prompts, 2 stages, 2 bindings).
+    // settings (flow, 4 prompts, 2 stages, 2 bindings), and the 5 default OAuth scope mappings.
     assert_eq!(
         before,
-        [1, 1, 1, 1, 1, 5 + 7 + 3 + 5 + 7 + 15 + 9],
+        [1, 1, 1, 1, 1, 5 + 7 + 3 + 5 + 7 + 15 + 9 + 5],
         "users, groups, tokens, keypairs, brands, model_created events: {before:?}"
     );
 }

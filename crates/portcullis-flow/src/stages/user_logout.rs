@@ -19,7 +19,11 @@ pub struct UserLogout;
 impl StageView for UserLogout {
     async fn challenge(&self, cx: &mut StageCx<'_>) -> Result<Step, FlowError> {
         let actor = cx.actor().await;
+        let ended = cx.session.session().map(|s| s.uuid);
         let user = cx.session.logout(&cx.svc.store).await?;
+        if let (Some(hook), Some(session), Some(u)) = (&cx.svc.session_end, ended, &user) {
+            hook.session_ended(session, u.pk).await;
+        }
         if user.is_some() {
             cx.svc
                 .store

@@ -21,9 +21,24 @@ async fn provider_found(ctx: &Context, p: &portcullis_core::Provider) -> Result<
     let s = providers::oauth2_serializer(&ctx.state, p)
         .await
         .map_err(from_api)?;
+    let mut object = to_json(&s)?;
+    // A redirect URI's type defaults to `authorization`: left out, so a blueprint that does
+    // not name it compares equal and applying it twice changes nothing.
+    if let Some(uris) = object
+        .get_mut("redirect_uris")
+        .and_then(Value::as_array_mut)
+    {
+        for u in uris {
+            if let Some(o) = u.as_object_mut()
+                && o.get("redirect_uri_type").and_then(Value::as_str) == Some("authorization")
+            {
+                o.remove("redirect_uri_type");
+            }
+        }
+    }
     Ok(Found {
         pk: Value::from(p.pk),
-        object: to_json(&s)?,
+        object,
     })
 }
 

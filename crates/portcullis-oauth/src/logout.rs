@@ -1,0 +1,151 @@
+//! OpenID Connect Back-Channel Logout 1.0: when a browser session ends, every provider that
+//! issued tokens to it and has a back-channel `logout_uri` receives a signed logout token, and
+//! the tokens that session led to are revoked.
+//!
+//! The logout token (§2.4) carries `iss`, `aud`, `iat`, `exp`, `jti`, `sub`, `sid` and the
+//! back-channel logout event, never a `nonce`; its header's `typ` is `logout+jwt`. Delivery is
+//! a form POST (`logout_token=...`) with a short timeout, in the background: a slow or dead
+//! application never delays the person's logout.
+
+use std::time::Duration;
+
+use serde_json::json;
+use uuid::Uuid;
+
+use crate::error::OAuthError;
+use crate::issue::{GrantData, OAuthServices, server_error, signer, subject};
+use crate::provider::{KIND, LogoutMethod, OAuth2Config};
+
+/// The event a logout token carries.
+pub const BACKCHANNEL_EVENT: &str = "http://schemas.openid.net/event/backchannel-logout";
+/// How long a logout token is valid.
+const LOGOUT_TOKEN_TTL_SECONDS: i64 = 120;
+/// How long one delivery may take.
+const DELIVERY_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// The `sid` claim of a browser session (the same value the ID tokens carry).
+pub fn sid(session: Uuid) -> String {
+    portcullis_crypto::sha256_hex(format!("sid-{session}").as_bytes())
+}
+
+/// One logout token to deliver.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LogoutDelivery {
+    pub provider: String,
+    pub uri: String,
+    pub logout_token: String,
+}
+
+/// Ends the OAuth side of a browser session: revokes every grant the session led to and
+/// builds the logout tokens for the providers that asked for back-channel logout, each naming
+/// the issuer the session's tokens named.
+pub async fn session_ended(
+    svc: &OAuthServices,
+    session: Uuid,
+) -> Result<Vec<LogoutDelivery>, OAuthError> {
+    let grants = svc.store.list_oauth_grants_of_session(session).await?;
+    // (provider, user, issuer) once each.
+    let mut seen: Vec<(i32, i32, Option<String>)> = Vec::new();
+    let mut families: Vec<Uuid> = Vec::new();
+    for g in &grants {
+        if !families.contains(&g.family) {
+            families.push(g.family);
+        }
+        if !seen
+            .iter()
+            .any(|(p, u, _)| *p == g.provider && *u == g.user)
+        {
+            seen.push((g.provider, g.user, GrantData::from_value(&g.data).issuer));
+        }
+    }
+    for f in families {
+        svc.store.revoke_oauth_family(f).await?;
+    }
+    let mut out = Vec::new();
+    for (provider_pk, user_pk, issuer) in seen {
+        let Ok(provider) = svc.store.find_provider(provider_pk).await else {
+            continue;
+        };
+        let config = OAuth2Config::from_value(&provider.config);
+        if provider.kind != KIND
+            || config.logout_method != LogoutMethod::Backchannel
+            || config.logout_uri.is_empty()
+        {
+            continue;
+        }
+        let Some(iss) = issuer else {
+            continue;
+        };
+        let Ok(user) = svc.store.find_user(user_pk).await else {
+            continue;
+        };
+        let now = svc.clock.now().timestamp();
+        let claims = json!({
+            "iss": iss,
+            "aud": provider.client_id.clone().unwrap_or_default(),
+            "iat": now,
+            "exp": now + LOGOUT_TOKEN_TTL_SECONDS,
+            "jti": Uuid::new_v4().to_string(),
+            "sub": subject(svc, &config, &user),
+            "sid": sid(session),
+            "events": { BACKCHANNEL_EVENT: {} },
+        });
+        let signer = signer(svc, &config).await?;
+        let logout_token = signer.sign(&claims, "logout+jwt").map_err(server_error)?;
+        out.push(LogoutDelivery {
+            provider: provider.name.clone(),
+            uri: config.logout_uri.clone(),
+            logout_token,
+        });
+    }
+    Ok(out)
+}
+
+/// Sends logout tokens (one HTTP client, reused).
+#[derive(Debug, Clone, Default)]
+pub struct Deliverer {
+    client: reqwest::Client,
+}
+
+impl Deliverer {
+    /// A client that follows no redirect (a logout URI answers, it does not send us elsewhere).
+    pub fn new() -> Self {
+        let client = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .unwrap_or_default();
+        Self { client }
+    }
+
+    /// Delivers logout tokens, each with its own timeout; failures are logged, never raised.
+    pub async fn deliver(&self, deliveries: Vec<LogoutDelivery>) {
+        deliver(&self.client, deliveries).await;
+    }
+}
+
+async fn deliver(client: &reqwest::Client, deliveries: Vec<LogoutDelivery>) {
+    for d in deliveries {
+        let body = form_urlencoded::Serializer::new(String::new())
+            .append_pair("logout_token", &d.logout_token)
+            .finish();
+        let sent = client
+            .post(&d.uri)
+            .header("content-type", "application/x-www-form-urlencoded")
+            .header("cache-control", "no-store")
+            .timeout(DELIVERY_TIMEOUT)
+            .body(body)
+            .send()
+            .await;
+        match sent {
+            Ok(r) if r.status().is_success() => {
+                tracing::info!(provider = %d.provider, "back-channel logout delivered");
+            }
+            Ok(r) => {
+                tracing::warn!(provider = %d.provider, status = %r.status(), "back-channel logout refused");
+            }
+            Err(e) => {
+                tracing::warn!(provider = %d.provider, error = %e, "back-channel logout failed");
+            }
+        }
+    }
+}
