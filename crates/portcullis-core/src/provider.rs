@@ -81,6 +81,10 @@ pub enum OAuthGrantKind {
     AccessToken,
     /// A refresh token (rotated on use).
     RefreshToken,
+    /// A device code (RFC 8628): polled by the device until a person approves it.
+    DeviceCode,
+    /// The user code of a device authorization, typed by the person (same family).
+    UserCode,
 }
 
 impl OAuthGrantKind {
@@ -89,6 +93,8 @@ impl OAuthGrantKind {
             OAuthGrantKind::Code => "code",
             OAuthGrantKind::AccessToken => "access_token",
             OAuthGrantKind::RefreshToken => "refresh_token",
+            OAuthGrantKind::DeviceCode => "device_code",
+            OAuthGrantKind::UserCode => "user_code",
         }
     }
 
@@ -97,6 +103,8 @@ impl OAuthGrantKind {
             "code" => Some(OAuthGrantKind::Code),
             "access_token" => Some(OAuthGrantKind::AccessToken),
             "refresh_token" => Some(OAuthGrantKind::RefreshToken),
+            "device_code" => Some(OAuthGrantKind::DeviceCode),
+            "user_code" => Some(OAuthGrantKind::UserCode),
             _ => None,
         }
     }
@@ -121,7 +129,8 @@ pub struct OAuthGrant {
     pub kind: OAuthGrantKind,
     pub key_hash: String,
     pub provider: i32,
-    pub user: i32,
+    /// The user the grant is for; none only for a device authorization nobody approved yet.
+    pub user: Option<i32>,
     pub family: Uuid,
     /// The browser session the authorization came from (none for client credentials).
     pub session: Option<Uuid>,

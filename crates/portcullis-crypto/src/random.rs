@@ -30,7 +30,7 @@ pub(crate) fn fill_or_abort(dest: &mut [u8]) {
 /// Draws `len` characters from `alphabet` (1 to 256 ASCII characters) without modulo bias.
 ///
 /// Bytes at or above the largest multiple of the alphabet's length are discarded.
-pub(crate) fn random_from_alphabet(alphabet: &[u8], len: usize) -> String {
+pub fn random_from_alphabet(alphabet: &[u8], len: usize) -> String {
     let size = alphabet.len();
     if size == 0 || size > 256 || len == 0 {
         return String::new();

@@ -124,6 +124,13 @@ pub fn router() -> Router<Arc<AppState>> {
             "/application/o/{slug}/end-session/",
             get(end_session_get).post(end_session_post),
         )
+        .route(
+            "/application/o/device/",
+            axum::routing::post(device_authorization)
+                .layer(axum::extract::DefaultBodyLimit::max(MAX_FORM_BYTES)),
+        )
+        .route("/device", get(device_user_page))
+        .route("/device/fulfil/", get(device_fulfil))
 }
 
 pub(crate) fn services(state: &AppState) -> OAuthServices {
@@ -235,6 +242,7 @@ async fn discovery(
         "refresh_token",
         "implicit",
         "client_credentials",
+        portcullis_oauth::device::GRANT_TYPE,
     ]
     .into_iter()
     .filter(|g| config.allows_grant(g))
@@ -247,6 +255,7 @@ async fn discovery(
         "end_session_endpoint": format!("{o}/{}/end-session/", app.slug),
         "introspection_endpoint": format!("{o}/introspect/"),
         "revocation_endpoint": format!("{o}/revoke/"),
+        "device_authorization_endpoint": format!("{o}/device/"),
         "jwks_uri": format!("{o}/{}/jwks/", app.slug),
         "response_types_supported": ["code", "id_token", "id_token token", "code token", "code id_token", "code id_token token", "token", "none"],
         "response_modes_supported": ["query", "fragment", "form_post"],
@@ -790,6 +799,9 @@ async fn token_endpoint(
         Some("client_credentials") => {
             token::client_credentials_grant(&svc, &client, &form, &iss).await
         }
+        Some(portcullis_oauth::device::GRANT_TYPE) => {
+            portcullis_oauth::device::device_code_grant(&svc, &client, &form, &iss).await
+        }
         Some(_) => Err(OAuthError::new(ErrorCode::UnsupportedGrantType)),
         None => Err(OAuthError::described(
             ErrorCode::InvalidRequest,
@@ -956,7 +968,7 @@ async fn userinfo_inner(
             ),
         )
         .await?
-        .map(|g| g.user);
+        .and_then(|g| g.user);
     let user = match grant_user {
         Some(pk) => match state.store.find_user(pk).await {
             Ok(u) if u.user.is_active => u,
@@ -1132,6 +1144,228 @@ async fn end_session(
             Redirect::to(to).into_response()
         }
         _ => crate::ui::render_challenge(&challenge, "", "", session.csrf_token(), &request.brand)?,
+    };
+    Ok(crate::session::with_cookies(r, &session, &parts))
+}
+
+// --------------------------------------------------------------------------- device flow
+
+/// The session data key of device authorizations waiting for their flow.
+const DEVICE_PENDING: &str = "oauth_device_pending";
+
+/// RFC 8628 §3.1: a device asks for a device code and a user code.
+async fn device_authorization(
+    State(state): State<Arc<AppState>>,
+    parts: Parts,
+    body: Bytes,
+) -> ApiResult<Response> {
+    let (form, client) = match client_form(&state, &parts, &body).await {
+        Ok(v) => v,
+        Err(r) => return Ok(r),
+    };
+    let base = base_url(&parts);
+    Ok(
+        match portcullis_oauth::device::authorize_device(&services(&state), &client, &form, &base)
+            .await
+        {
+            Ok(v) => json_response(StatusCode::OK, &v),
+            Err(e) => oauth_error_response(&e, false),
+        },
+    )
+}
+
+/// A plain page of the device flow: a message and the code form.
+fn device_page(message: &str, status: StatusCode) -> Response {
+    let esc = |s: &str| {
+        s.replace('&', "&amp;")
+            .replace('<', "&lt;")
+            .replace('>', "&gt;")
+            .replace('"', "&quot;")
+    };
+    let html = format!(
+        "<!DOCTYPE html><html><head><meta charset=\"utf-8\"><title>Connect a device</title>\
+         </head><body><main class=\"card\"><h1>Connect a device</h1><p>{}</p>\
+         <form method=\"get\" action=\"/device\"><label for=\"code\">Code shown on the device</label>\
+         <input id=\"code\" name=\"code\" autocomplete=\"off\" autocapitalize=\"characters\" maxlength=\"16\" required>\
+         <button type=\"submit\">Continue</button></form></main></body></html>",
+        esc(message)
+    );
+    crate::ui::page(html, status)
+}
+
+/// A waiting device approval.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct DevicePending {
+    user_code_hash: String,
+    user: i32,
+    created: i64,
+}
+
+/// `/device`: the person types the user code (or arrives with `?code=`), logs in, and goes
+/// through the provider's authorization flow.
+async fn device_user_page(State(state): State<Arc<AppState>>, parts: Parts) -> ApiResult<Response> {
+    let query = parts.uri.query().unwrap_or("").to_owned();
+    let typed = form_urlencoded::parse(query.as_bytes())
+        .find(|(k, _)| k == "code")
+        .map(|(_, v)| v.chars().take(32).collect::<String>());
+    let mut session = crate::session::load(&state, &parts).await?;
+    let Some(typed) = typed.filter(|t| !t.trim().is_empty()) else {
+        let r = device_page("Enter the code your device shows.", StatusCode::OK);
+        return Ok(crate::session::with_cookies(r, &session, &parts));
+    };
+    let Some(user) = session.user().cloned() else {
+        let next = format!(
+            "/device?code={}",
+            form_urlencoded::byte_serialize(typed.as_bytes()).collect::<String>()
+        );
+        let slug = crate::ui::default_flow(&state, &parts.headers, FlowDesignation::Authentication)
+            .await?
+            .ok_or(ApiError::NotFound)?;
+        let to = format!(
+            "/if/flow/{slug}/?next={}",
+            portcullis_flow::executor::encode(&next)
+        );
+        return Ok(crate::session::with_cookies(
+            Redirect::to(&to).into_response(),
+            &session,
+            &parts,
+        ));
+    };
+    let svc = services(&state);
+    let found = portcullis_oauth::device::find_user_code(&svc, &typed)
+        .await
+        .map_err(|e| ApiError::Internal(format!("{e:?}")))?;
+    let Some((grant, provider)) = found else {
+        let r = device_page(
+            "This code is not valid or has expired. Check the device and try again.",
+            StatusCode::BAD_REQUEST,
+        );
+        return Ok(crate::session::with_cookies(r, &session, &parts));
+    };
+    let Some(app) = application_of(&state, provider.pk).await? else {
+        let r = device_page("This code is not valid.", StatusCode::BAD_REQUEST);
+        return Ok(crate::session::with_cookies(r, &session, &parts));
+    };
+    let request = crate::flows_executor::flow_request(&state, &parts, String::new()).await?;
+    let now = state.clock.now().timestamp();
+    let id = portcullis_crypto::random_string(43);
+    let mut pending: serde_json::Map<String, Value> = session
+        .data(DEVICE_PENDING)
+        .and_then(Value::as_object)
+        .cloned()
+        .unwrap_or_default();
+    pending.retain(|_, v| {
+        v.get("created")
+            .and_then(Value::as_i64)
+            .is_some_and(|c| now - c < PENDING_TTL_SECONDS)
+    });
+    while pending.len() >= MAX_PENDING {
+        let Some(oldest) = pending.keys().next().cloned() else {
+            break;
+        };
+        pending.remove(&oldest);
+    }
+    let waiting = DevicePending {
+        user_code_hash: grant.key_hash.clone(),
+        user: user.user.pk,
+        created: now,
+    };
+    pending.insert(
+        id.clone(),
+        serde_json::to_value(&waiting).map_err(|e| ApiError::Internal(e.to_string()))?,
+    );
+    session
+        .set_data(&state.store, DEVICE_PENDING, Some(Value::Object(pending)))
+        .await?;
+    let scopes: Vec<String> = grant
+        .scope
+        .split(' ')
+        .filter(|s| !s.is_empty())
+        .map(str::to_owned)
+        .collect();
+    let Some(flow) = provider.authorization_flow else {
+        session.save(&state.store).await?;
+        let r = device_page(
+            "This application cannot be authorized.",
+            StatusCode::BAD_REQUEST,
+        );
+        return Ok(crate::session::with_cookies(r, &session, &parts));
+    };
+    let mut ctx = serde_json::Map::new();
+    ctx.insert(
+        context::APPLICATION.into(),
+        json!({"pk": app.uuid.to_string(), "name": app.name, "slug": app.slug}),
+    );
+    ctx.insert(
+        context::CONSENT_PERMISSIONS.into(),
+        Value::Array(consent_permissions(&state, &provider, &scopes).await?),
+    );
+    ctx.insert(
+        context::REDIRECT.into(),
+        json!(format!("/device/fulfil/?id={id}")),
+    );
+    let challenge = Executor::new(&state.flows, &mut session, &request)
+        .start(flow, ctx)
+        .await?;
+    session.save(&state.store).await?;
+    let r = match challenge.field_str("to") {
+        Some(to) if challenge.component == portcullis_flow::challenge::REDIRECT => {
+            Redirect::to(to).into_response()
+        }
+        _ => crate::ui::render_challenge(&challenge, "", "", session.csrf_token(), &request.brand)?,
+    };
+    Ok(crate::session::with_cookies(r, &session, &parts))
+}
+
+/// The authorization flow is done: the device code gets its user.
+async fn device_fulfil(State(state): State<Arc<AppState>>, parts: Parts) -> ApiResult<Response> {
+    let id = form_urlencoded::parse(parts.uri.query().unwrap_or("").as_bytes())
+        .find(|(k, _)| k == "id")
+        .map(|(_, v)| v.into_owned())
+        .unwrap_or_default();
+    let mut session = crate::session::load(&state, &parts).await?;
+    let mut pending: serde_json::Map<String, Value> = session
+        .data(DEVICE_PENDING)
+        .and_then(Value::as_object)
+        .cloned()
+        .unwrap_or_default();
+    let taken = pending
+        .remove(&id)
+        .and_then(|v| serde_json::from_value::<DevicePending>(v).ok());
+    session
+        .set_data(&state.store, DEVICE_PENDING, Some(Value::Object(pending)))
+        .await?;
+    let now = state.clock.now().timestamp();
+    let ok = match (taken, session.user()) {
+        (Some(w), Some(u)) if u.user.pk == w.user && now - w.created < PENDING_TTL_SECONDS => {
+            let svc = services(&state);
+            match state
+                .store
+                .find_oauth_grant(portcullis_core::OAuthGrantKind::UserCode, &w.user_code_hash)
+                .await?
+            {
+                Some(g) => portcullis_oauth::device::approve(&svc, &g, w.user)
+                    .await
+                    .map_err(|e| ApiError::Internal(format!("{e:?}")))?,
+                None => false,
+            }
+        }
+        _ => false,
+    };
+    session.save(&state.store).await?;
+    let r = if ok {
+        crate::ui::page(
+            "<!DOCTYPE html><html><head><meta charset=\"utf-8\"><title>Device connected</title></head>\
+             <body><main class=\"card\"><h1>Your device is connected</h1><p>You can close this window \
+             and return to your device.</p></main></body></html>"
+                .to_owned(),
+            StatusCode::OK,
+        )
+    } else {
+        device_page(
+            "This code has expired or was already used. Start again on the device.",
+            StatusCode::BAD_REQUEST,
+        )
     };
     Ok(crate::session::with_cookies(r, &session, &parts))
 }

@@ -1228,7 +1228,100 @@ async fn backchannel_logout_token_reaches_the_application(b: Backend) {
     );
 }
 
+/// The device authorization grant (RFC 8628) through the RP: pending until the person types
+/// the code, logs in and consents; then tokens, once.
+async fn device_code_flow(b: Backend) {
+    use openidconnect::DeviceAuthorizationUrl;
+    use openidconnect::core::CoreDeviceAuthorizationResponse;
+    let s = setup(b, "default-provider-authorization-explicit-consent").await;
+    let (client, _) = rp(&s).await;
+    let client = client.set_device_authorization_url(
+        DeviceAuthorizationUrl::new(format!("{}/application/o/device/", s.app.url)).unwrap(),
+    );
+    let details: CoreDeviceAuthorizationResponse = client
+        .exchange_device_code()
+        .add_scope(Scope::new("email".into()))
+        .request_async(&rp_http)
+        .await
+        .unwrap();
+    let shown = details.user_code().secret().clone();
+    assert_eq!(shown.len(), 9, "{shown}");
+    assert_eq!(
+        details.verification_uri().as_str(),
+        format!("{}/device", s.app.url)
+    );
+    // Polling before anyone approved: authorization_pending.
+    let (st, body) = token_request(
+        &s,
+        &[
+            ("grant_type", "urn:ietf:params:oauth:grant-type:device_code"),
+            ("device_code", details.device_code().secret()),
+        ],
+        Some((&s.client_id, &s.client_secret)),
+    )
+    .await;
+    assert_eq!(
+        (st, body["error"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("authorization_pending"))
+    );
+
+    // A wrong code is refused on the page; the right one (typed in lower case) leads through
+    // login and consent.
+    let mut browser = Browser::new(&s.app);
+    let r = browser
+        .authorize("/device?code=BBBB-BBBB", &admin_answers)
+        .await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST);
+    let complete = details
+        .verification_uri_complete()
+        .unwrap()
+        .secret()
+        .to_lowercase()
+        .replace(&s.app.url.to_lowercase(), &s.app.url);
+    let r = browser.authorize(&complete, &admin_answers).await;
+    assert_eq!(r.status, StatusCode::OK, "{:?}", r.body);
+    assert!(r.body.as_str().unwrap().contains("connected"));
+    // The user code is spent.
+    let r = browser.get(&format!("/device?code={shown}")).await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST);
+
+    let tokens = client
+        .exchange_device_access_token(&details)
+        .unwrap()
+        .request_async(&rp_http, tokio::time::sleep, None)
+        .await
+        .unwrap();
+    let verifier = client
+        .id_token_verifier()
+        .set_allowed_algs(vec![CoreJwsSigningAlgorithm::EcdsaP256Sha256])
+        .require_issuer_match(true);
+    let claims = tokens
+        .id_token()
+        .unwrap()
+        .claims(&verifier, |_: Option<&Nonce>| Ok(()))
+        .unwrap();
+    assert_eq!(
+        claims.email().map(|e| e.as_str()),
+        Some("admin@example.com")
+    );
+    // Once only.
+    let (st, body) = token_request(
+        &s,
+        &[
+            ("grant_type", "urn:ietf:params:oauth:grant-type:device_code"),
+            ("device_code", details.device_code().secret()),
+        ],
+        Some((&s.client_id, &s.client_secret)),
+    )
+    .await;
+    assert_eq!(
+        (st, body["error"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("invalid_grant"))
+    );
+}
+
 both_backends!(
+    device_code_flow,
     backchannel_logout_token_reaches_the_application,
     implicit_and_hybrid_with_form_post,
     client_credentials_introspection_and_revocation,

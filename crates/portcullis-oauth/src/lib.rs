@@ -33,6 +33,7 @@
 //! knows axum or SQL (see `scripts/check-deps`).
 
 pub mod authorize;
+pub mod device;
 pub mod error;
 pub mod issue;
 pub mod logout;

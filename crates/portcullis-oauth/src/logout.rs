@@ -51,11 +51,11 @@ pub async fn session_ended(
         if !families.contains(&g.family) {
             families.push(g.family);
         }
-        if !seen
-            .iter()
-            .any(|(p, u, _)| *p == g.provider && *u == g.user)
-        {
-            seen.push((g.provider, g.user, GrantData::from_value(&g.data).issuer));
+        let Some(user) = g.user else {
+            continue;
+        };
+        if !seen.iter().any(|(p, u, _)| *p == g.provider && *u == user) {
+            seen.push((g.provider, user, GrantData::from_value(&g.data).issuer));
         }
     }
     for f in families {

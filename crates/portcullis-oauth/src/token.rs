@@ -221,11 +221,7 @@ pub async fn authorization_code(
         outcome.reuse_detected = true;
         return Err(bad("the code was already used"));
     }
-    let user = match svc.store.find_user(grant.user).await {
-        Ok(u) if u.user.is_active => u,
-        Ok(_) | Err(StoreError::NotFound) => return Err(bad("the user is no longer active")),
-        Err(e) => return Err(e.into()),
-    };
+    let user = grant_user(svc, &grant).await?;
     let scopes: Vec<String> = grant
         .scope
         .split(' ')
@@ -256,6 +252,20 @@ pub async fn authorization_code(
         },
     )
     .await
+}
+
+/// The active user a grant is for; `invalid_grant` otherwise.
+pub(crate) async fn grant_user(
+    svc: &OAuthServices,
+    grant: &portcullis_core::OAuthGrant,
+) -> Result<portcullis_store::UserWithGroups, OAuthError> {
+    let gone = || OAuthError::described(ErrorCode::InvalidGrant, "the user is no longer active");
+    let pk = grant.user.ok_or_else(gone)?;
+    match svc.store.find_user(pk).await {
+        Ok(u) if u.user.is_active => Ok(u),
+        Ok(_) | Err(StoreError::NotFound) => Err(gone()),
+        Err(e) => Err(e.into()),
+    }
 }
 
 /// Refresh tokens go only with `offline_access` and the refresh grant allowed (authentik).
@@ -324,11 +334,7 @@ pub async fn refresh_token(
         outcome.reuse_detected = true;
         return Err(bad("the refresh token was already used"));
     }
-    let user = match svc.store.find_user(grant.user).await {
-        Ok(u) if u.user.is_active => u,
-        Ok(_) | Err(StoreError::NotFound) => return Err(bad("the user is no longer active")),
-        Err(e) => return Err(e.into()),
-    };
+    let user = grant_user(svc, &grant).await?;
     let mut data = GrantData::from_value(&grant.data);
     // A refreshed ID token carries no nonce (OIDC Core §12.2).
     data.nonce = None;
@@ -476,7 +482,10 @@ pub async fn introspect(
         if g.provider != client.provider.pk || g.revoked || g.used || g.expires <= now {
             return Ok(inactive);
         }
-        let user = svc.store.find_user(g.user).await?;
+        let Some(pk) = g.user else {
+            return Ok(inactive);
+        };
+        let user = svc.store.find_user(pk).await?;
         return Ok(serde_json::json!({
             "active": true,
             "scope": g.scope,
@@ -508,7 +517,10 @@ pub async fn introspect(
             if let Some(o) = out.as_object_mut() {
                 o.insert("active".into(), serde_json::json!(true));
                 o.insert("token_type".into(), serde_json::json!("access_token"));
-                if let Ok(u) = svc.store.find_user(g.user).await {
+                if let Some(Ok(u)) = match g.user {
+                    Some(pk) => Some(svc.store.find_user(pk).await),
+                    None => None,
+                } {
                     o.insert("username".into(), serde_json::json!(u.user.username));
                 }
             }

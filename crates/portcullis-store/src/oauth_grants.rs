@@ -72,6 +72,17 @@ impl Store {
             .transpose()
     }
 
+    /// Every grant of a family.
+    pub async fn list_oauth_family(&self, family: Uuid) -> Result<Vec<OAuthGrant>, StoreError> {
+        oauth_grant::Entity::find()
+            .filter(oauth_grant::Column::Family.eq(family))
+            .all(&self.write)
+            .await?
+            .into_iter()
+            .map(to_domain)
+            .collect()
+    }
+
     /// Every grant a browser session led to (for its logout).
     pub async fn list_oauth_grants_of_session(
         &self,
@@ -94,6 +105,26 @@ impl Store {
             .filter(oauth_grant::Column::Id.eq(id))
             .filter(oauth_grant::Column::Used.eq(false))
             .filter(oauth_grant::Column::Revoked.eq(false))
+            .exec(&self.write)
+            .await?;
+        Ok(r.rows_affected == 1)
+    }
+
+    /// Gives an unapproved grant (a device code) its user: true when this call did it, on an
+    /// unused, unrevoked, unexpired grant that had no user.
+    pub async fn approve_oauth_grant(
+        &self,
+        id: i32,
+        user: i32,
+        now: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
+        let r = oauth_grant::Entity::update_many()
+            .col_expr(oauth_grant::Column::UserId, Expr::value(user))
+            .filter(oauth_grant::Column::Id.eq(id))
+            .filter(oauth_grant::Column::UserId.is_null())
+            .filter(oauth_grant::Column::Used.eq(false))
+            .filter(oauth_grant::Column::Revoked.eq(false))
+            .filter(oauth_grant::Column::Expires.gt(now))
             .exec(&self.write)
             .await?;
         Ok(r.rows_affected == 1)

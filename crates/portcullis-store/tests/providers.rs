@@ -1139,7 +1139,7 @@ fn grant(kind: OAuthGrantKind, key: &str, provider: i32, user: i32, family: Uuid
         kind,
         key_hash: key.into(),
         provider,
-        user,
+        user: Some(user),
         family,
         session: None,
         scope: "openid email".into(),

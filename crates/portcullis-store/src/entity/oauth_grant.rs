@@ -8,7 +8,7 @@ pub struct Model {
     pub kind: String,
     pub key_hash: String,
     pub provider_id: i32,
-    pub user_id: i32,
+    pub user_id: Option<i32>,
     pub family: Uuid,
     pub session_uuid: Option<Uuid>,
     pub scope: String,

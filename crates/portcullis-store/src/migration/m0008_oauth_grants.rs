@@ -27,7 +27,7 @@ impl MigrationTrait for Migration {
                 .col(string_len(n("kind"), 16))
                 .col(string_len(n("key_hash"), 64))
                 .col(integer(n("provider_id")))
-                .col(integer(n("user_id")))
+                .col(integer_null(n("user_id")))
                 .col(uuid(n("family")))
                 .col(uuid_null(n("session_uuid")))
                 .col(text(n("scope")))
