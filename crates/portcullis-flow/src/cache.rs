@@ -6,60 +6,7 @@
 //! process' store since it was read ([`portcullis_store::Store::changes`]), so an edit made here
 //! is seen at once and one made by another process within [`TTL`].
 
-use std::collections::HashMap;
-use std::hash::Hash;
-use std::sync::Mutex;
-use std::time::{Duration, Instant};
-
-/// How long another process' edit may go unseen.
-pub const TTL: Duration = Duration::from_secs(5);
-/// Entries kept per map before it is emptied (a bound, not an LRU: definitions are few).
-const MAX_ENTRIES: usize = 4096;
-
-struct Entry<V> {
-    at: Instant,
-    generation: u64,
-    value: V,
-}
-
-/// One cached map.
-pub struct TtlMap<K, V> {
-    entries: Mutex<HashMap<K, Entry<V>>>,
-}
-
-impl<K, V> Default for TtlMap<K, V> {
-    fn default() -> Self {
-        Self {
-            entries: Mutex::new(HashMap::new()),
-        }
-    }
-}
-
-impl<K: Eq + Hash + Clone, V: Clone> TtlMap<K, V> {
-    /// The value for `key` if it is fresh for `generation`.
-    pub fn get(&self, key: &K, generation: u64) -> Option<V> {
-        let map = self.entries.lock().ok()?;
-        let e = map.get(key)?;
-        (e.generation == generation && e.at.elapsed() < TTL).then(|| e.value.clone())
-    }
-
-    /// Remembers `value` for `key`, read at `generation`.
-    pub fn put(&self, key: K, generation: u64, value: V) {
-        if let Ok(mut map) = self.entries.lock() {
-            if map.len() >= MAX_ENTRIES {
-                map.clear();
-            }
-            map.insert(
-                key,
-                Entry {
-                    at: Instant::now(),
-                    generation,
-                    value,
-                },
-            );
-        }
-    }
-}
+pub use portcullis_store::ttl_map::{TTL, TtlMap};
 
 /// The cached definitions.
 #[derive(Default)]
@@ -81,23 +28,5 @@ pub struct DefinitionCache {
 impl std::fmt::Debug for DefinitionCache {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("DefinitionCache").finish_non_exhaustive()
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn entries_expire_with_a_change() {
-        let m: TtlMap<u32, &str> = TtlMap::default();
-        m.put(1, 7, "a");
-        assert_eq!(m.get(&1, 7), Some("a"));
-        assert_eq!(
-            m.get(&1, 8),
-            None,
-            "a change since it was read makes it stale"
-        );
-        assert_eq!(m.get(&2, 7), None);
     }
 }

@@ -44,6 +44,8 @@ pub struct AppState {
     pub clock: Arc<dyn Clock>,
     /// A stable id of this installation, derived from the secret key; salts user `uid`s.
     pub install_id: String,
+    /// The OAuth provider's signing keys and scope mappings, read once.
+    pub oauth_cache: Arc<portcullis_oauth::issue::OAuthCache>,
     /// Set once startup has finished (migrations, bootstrap).
     pub ready: std::sync::atomic::AtomicBool,
     /// Where blueprint files are read from (`PORTCULLIS_BLUEPRINTS_DIR`).
@@ -85,11 +87,13 @@ impl AppState {
                 .chars()
                 .take(32)
                 .collect();
+        let oauth_cache = Arc::new(portcullis_oauth::issue::OAuthCache::default());
         let hook = oauth::BackchannelLogout::new(oauth::OAuthServices {
             store: store.clone(),
             secrets: secrets.clone(),
             clock: clock.clone(),
             install_id: install_id.clone(),
+            cache: oauth_cache.clone(),
         });
         let flows = flow_services(&store, &hasher, Some(Arc::new(hook)));
         Self {
@@ -99,6 +103,7 @@ impl AppState {
             hasher,
             clock,
             install_id,
+            oauth_cache,
             ready: std::sync::atomic::AtomicBool::new(false),
             blueprints_dir: None,
             blueprint_env: Default::default(),
@@ -114,6 +119,7 @@ impl AppState {
             hasher: self.hasher.clone(),
             clock: self.clock.clone(),
             install_id: self.install_id.clone(),
+            oauth_cache: self.oauth_cache.clone(),
             ready: std::sync::atomic::AtomicBool::new(true),
             blueprints_dir: self.blueprints_dir.clone(),
             blueprint_env: self.blueprint_env.clone(),

@@ -139,6 +139,7 @@ pub(crate) fn services(state: &AppState) -> OAuthServices {
         secrets: state.secrets.clone(),
         clock: state.clock.clone(),
         install_id: state.install_id.clone(),
+        cache: state.oauth_cache.clone(),
     }
 }
 
@@ -228,10 +229,10 @@ async fn discovery(
     let config = OAuth2Config::from_value(&provider.config);
     let base = base_url(&parts);
     let o = format!("{base}/application/o");
-    let scopes = issue::provider_scopes(&state.store, &provider)
+    let scopes = issue::provider_scopes(&services(&state), &provider)
         .await
         .map_err(|e| ApiError::Internal(e.to_string()))?;
-    let alg = issue::signer(&services(&state), &config)
+    let alg = issue::signer(&services(&state), &provider, &config)
         .await
         .map_err(|e| ApiError::Internal(format!("the provider's signing key: {e:?}")))?
         .algorithm()
@@ -282,10 +283,10 @@ async fn jwks(State(state): State<Arc<AppState>>, Path(slug): Path<String>) -> A
     let config = OAuth2Config::from_value(&provider.config);
     let doc = match config.signing_key {
         Some(_) => {
-            let signer = issue::signer(&services(&state), &config)
+            let signer = issue::signer(&services(&state), &provider, &config)
                 .await
                 .map_err(|e| ApiError::Internal(e.to_string()))?;
-            portcullis_crypto::jws::jwks([&signer])
+            portcullis_crypto::jws::jwks([signer.as_ref()])
         }
         None => json!({"keys": []}),
     };
@@ -383,7 +384,7 @@ async fn authorize(state: &AppState, parts: Parts, query: &str) -> ApiResult<Res
     let config = OAuth2Config::from_value(&provider.config);
     let base = base_url(&parts);
     let iss = issuer(&base, &config, &app);
-    let scopes = issue::provider_scopes(&state.store, &provider)
+    let scopes = issue::provider_scopes(&services(state), &provider)
         .await
         .map_err(|e| ApiError::Internal(e.to_string()))?;
     let authorization = match authorize::validate(&req, provider.pk, &config, &scopes) {
@@ -651,7 +652,7 @@ async fn fulfil(State(state): State<Arc<AppState>>, parts: Parts) -> ApiResult<R
         };
         let tokens = if a.response_type.returns_access_token() || a.response_type.returns_id_token()
         {
-            let signer = issue::signer(&svc, &config).await?;
+            let signer = issue::signer(&svc, &provider, &config).await?;
             Some(
                 issue::issue_tokens(
                     &svc,
@@ -887,7 +888,7 @@ pub(crate) async fn verify_access_token(
         _ => return Err("unknown client"),
     };
     let config = OAuth2Config::from_value(&provider.config);
-    let signer = issue::signer(&services(state), &config)
+    let signer = issue::signer(&services(state), &provider, &config)
         .await
         .map_err(|_| "signing key unavailable")?;
     let claims: Value = signer
@@ -981,7 +982,7 @@ async fn userinfo_inner(
         },
         None => return Ok(bearer_error(ErrorCode::InvalidToken, "unknown token")),
     };
-    let mut body = issue::scope_claims(&state.store, &provider, &user, &scopes)
+    let mut body = issue::scope_claims(&services(state), &provider, &user, &scopes)
         .await
         .map_err(|e| ApiError::Internal(e.to_string()))?;
     body.insert(

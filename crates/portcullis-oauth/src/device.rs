@@ -53,7 +53,7 @@ pub async fn authorize_device(
     if !client.config.allows_grant(GRANT_TYPE) {
         return Err(OAuthError::new(ErrorCode::UnauthorizedClient));
     }
-    let offered = provider_scopes(&svc.store, &client.provider).await?;
+    let offered = provider_scopes(svc, &client.provider).await?;
     let asked = Scopes::parse(form.get("scope").unwrap_or(""))?;
     let scopes: Vec<String> = if asked.is_empty() {
         offered
@@ -209,7 +209,7 @@ pub async fn device_code_grant(
         .filter(|s| !s.is_empty())
         .map(str::to_owned)
         .collect();
-    let signer = signer(svc, &client.config).await?;
+    let signer = signer(svc, &client.provider, &client.config).await?;
     let sub = GrantSubject {
         issuer,
         provider: &client.provider,

@@ -10,10 +10,12 @@ use std::sync::Arc;
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use chrono::{DateTime, Utc};
+use portcullis_core::PropertyMapping;
 use portcullis_core::{Clock, OAuthGrant, OAuthGrantKind, Provider};
 use portcullis_crypto::jws::{JwsAlgorithm, JwsSigner};
 use portcullis_crypto::{SecretBox, random_string, sha256_hex};
 use portcullis_policy::{ExpressionPolicy, PolicyRequest, PolicyUser};
+use portcullis_store::ttl_map::TtlMap;
 use portcullis_store::{Store, StoreError, UserWithGroups};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
@@ -36,6 +38,37 @@ pub struct OAuthServices {
     pub clock: Arc<dyn Clock>,
     /// Keys `hashed_user_id` subjects and session ids (the install's own id).
     pub install_id: String,
+    /// Signing keys and scope mappings per provider, read once (see [`OAuthCache`]).
+    pub cache: Arc<OAuthCache>,
+}
+
+/// What every token request would otherwise read and parse again: each provider's signing key
+/// (loaded, decrypted and parsed) and its scope mappings. Entries follow the store's change
+/// count and a short TTL, as the flow engine's definition cache does.
+#[derive(Default)]
+pub struct OAuthCache {
+    signers: TtlMap<i32, Arc<JwsSigner>>,
+    mappings: TtlMap<i32, Arc<Vec<PropertyMapping>>>,
+}
+
+impl std::fmt::Debug for OAuthCache {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("OAuthCache").finish_non_exhaustive()
+    }
+}
+
+/// The provider's scope mappings, from the cache.
+pub async fn mappings_of(
+    svc: &OAuthServices,
+    provider: &Provider,
+) -> Result<Arc<Vec<PropertyMapping>>, OAuthError> {
+    let generation = svc.store.changes();
+    if let Some(m) = svc.cache.mappings.get(&provider.pk, generation) {
+        return Ok(m);
+    }
+    let m = Arc::new(svc.store.list_property_mappings_of(provider.pk).await?);
+    svc.cache.mappings.put(provider.pk, generation, m.clone());
+    Ok(m)
 }
 
 impl std::fmt::Debug for OAuthServices {
@@ -56,8 +89,22 @@ impl From<StoreError> for OAuthError {
 }
 
 /// The key that signs the provider's tokens: its certificate-key pair, else HS256 with the
-/// client secret (authentik's rule).
-pub async fn signer(svc: &OAuthServices, config: &OAuth2Config) -> Result<JwsSigner, OAuthError> {
+/// client secret (authentik's rule). Loaded once and cached.
+pub async fn signer(
+    svc: &OAuthServices,
+    provider: &Provider,
+    config: &OAuth2Config,
+) -> Result<Arc<JwsSigner>, OAuthError> {
+    let generation = svc.store.changes();
+    if let Some(s) = svc.cache.signers.get(&provider.pk, generation) {
+        return Ok(s);
+    }
+    let s = Arc::new(load_signer(svc, config).await?);
+    svc.cache.signers.put(provider.pk, generation, s.clone());
+    Ok(s)
+}
+
+async fn load_signer(svc: &OAuthServices, config: &OAuth2Config) -> Result<JwsSigner, OAuthError> {
     match config.signing_key {
         Some(uuid) => {
             let kp = svc.store.find_certificate_keypair(uuid).await?;
@@ -111,12 +158,12 @@ pub fn uid(svc: &OAuthServices, user: &UserWithGroups) -> String {
 
 /// The scope names the provider's mappings offer, in the mappings' order.
 pub async fn provider_scopes(
-    store: &Store,
+    svc: &OAuthServices,
     provider: &Provider,
 ) -> Result<Vec<String>, OAuthError> {
-    let mappings = store.list_property_mappings_of(provider.pk).await?;
+    let mappings = mappings_of(svc, provider).await?;
     let mut out: Vec<String> = Vec::new();
-    for m in mappings {
+    for m in mappings.iter() {
         if let Some(s) = m.config.get("scope_name").and_then(Value::as_str)
             && !out.iter().any(|o| o == s)
         {
@@ -130,15 +177,15 @@ pub async fn provider_scopes(
 /// (sandboxed, bounded) and the objects they return are merged. A mapping that fails or
 /// returns something else is skipped and logged, as authentik does.
 pub async fn scope_claims(
-    store: &Store,
+    svc: &OAuthServices,
     provider: &Provider,
     user: &UserWithGroups,
     scopes: &[String],
 ) -> Result<Map<String, Value>, OAuthError> {
-    let mappings = store.list_property_mappings_of(provider.pk).await?;
+    let mappings = mappings_of(svc, provider).await?;
     let req = PolicyRequest::new(PolicyUser::from_user(&user.user, &user.groups));
     let mut claims = Map::new();
-    for m in mappings {
+    for m in mappings.iter() {
         let Some(scope) = m.config.get("scope_name").and_then(Value::as_str) else {
             continue;
         };
@@ -320,7 +367,7 @@ pub async fn issue_tokens(
     let now = svc.clock.now();
     let ttl = sub.config.access_token_ttl();
     let exp = now + ttl;
-    let claims = scope_claims(&svc.store, sub.provider, sub.user, sub.scopes).await?;
+    let claims = scope_claims(svc, sub.provider, sub.user, sub.scopes).await?;
     let subject = subject(svc, sub.config, sub.user);
     let jti = Uuid::new_v4().to_string();
     let scope = sub.scopes.join(" ");

@@ -90,7 +90,7 @@ pub async fn session_ended(
             "sid": sid(session),
             "events": { BACKCHANNEL_EVENT: {} },
         });
-        let signer = signer(svc, &config).await?;
+        let signer = signer(svc, &provider, &config).await?;
         let logout_token = signer.sign(&claims, "logout+jwt").map_err(server_error)?;
         out.push(LogoutDelivery {
             provider: provider.name.clone(),

@@ -228,7 +228,7 @@ pub async fn authorization_code(
         .filter(|s| !s.is_empty())
         .map(str::to_owned)
         .collect();
-    let signer = signer(svc, &client.config).await?;
+    let signer = signer(svc, &client.provider, &client.config).await?;
     let sub = GrantSubject {
         issuer,
         provider: &client.provider,
@@ -338,7 +338,7 @@ pub async fn refresh_token(
     let mut data = GrantData::from_value(&grant.data);
     // A refreshed ID token carries no nonce (OIDC Core §12.2).
     data.nonce = None;
-    let signer = signer(svc, &client.config).await?;
+    let signer = signer(svc, &client.provider, &client.config).await?;
     let sub = GrantSubject {
         issuer,
         provider: &client.provider,
@@ -380,7 +380,7 @@ pub async fn client_credentials_grant(
     {
         return Err(OAuthError::new(ErrorCode::UnauthorizedClient));
     }
-    let offered = crate::issue::provider_scopes(&svc.store, &client.provider).await?;
+    let offered = crate::issue::provider_scopes(svc, &client.provider).await?;
     let asked = Scopes::parse(form.get("scope").unwrap_or(""))?;
     let scopes: Vec<String> = if asked.is_empty() {
         offered
@@ -392,7 +392,7 @@ pub async fn client_credentials_grant(
             .collect()
     };
     let user = service_account(svc, &client.provider).await?;
-    let signer = signer(svc, &client.config).await?;
+    let signer = signer(svc, &client.provider, &client.config).await?;
     let now = svc.clock.now().timestamp();
     let sub = GrantSubject {
         issuer,
@@ -498,7 +498,7 @@ pub async fn introspect(
         }));
     }
     // An access token of this client, checked by its own key.
-    let Ok(signer) = signer(svc, &client.config).await else {
+    let Ok(signer) = signer(svc, &client.provider, &client.config).await else {
         return Ok(inactive);
     };
     let Ok(claims) = signer.verify::<serde_json::Value>(token) else {
@@ -554,7 +554,7 @@ pub async fn revoke(
         }
         return Ok(());
     }
-    if let Ok(signer) = signer(svc, &client.config).await
+    if let Ok(signer) = signer(svc, &client.provider, &client.config).await
         && let Ok(claims) = signer.verify::<serde_json::Value>(token)
         && let Some(jti) = claims.get("jti").and_then(serde_json::Value::as_str)
         && let Some(g) = svc

@@ -31,6 +31,7 @@ mod session_cache;
 mod sessions;
 mod stages;
 mod tokens;
+pub mod ttl_map;
 mod users;
 
 use std::str::FromStr;
