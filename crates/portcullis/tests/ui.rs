@@ -1,6 +1,6 @@
-//! Browser test of the login page: starts the real `portcullis` binary, then runs
-//! `tests/ui/login.test.mjs` (headless Debian chromium through playwright-core) against it with
-//! node's test runner. `scripts/test` installs chromium and node, runs `npm ci` in tests/ui and sets
+//! Browser tests: starts the real `portcullis` binary, then runs `tests/ui/login.test.mjs` (the
+//! login page) and `tests/ui/oidc.test.mjs` (OpenID Connect sign-in with consent and logout) in
+//! headless Debian chromium through playwright-core, with node's test runner. `scripts/test` installs chromium and node, runs `npm ci` in tests/ui and sets
 //! `PORTCULLIS_TEST_NODE` / `PORTCULLIS_TEST_UI_DIR`. Screenshots land in
 //! `$PORTCULLIS_ARTIFACTS_DIR/ui/`.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
@@ -12,6 +12,8 @@ use std::time::{Duration, Instant};
 const BIN: &str = env!("CARGO_BIN_EXE_portcullis");
 const ADMIN: &str = "admin";
 const PASSWORD: &str = "correct horse battery staple";
+/// The superuser's API token (the OIDC browser test sets up its provider over the API).
+const TOKEN: &str = "ui-test-token-0123456789abcdef";
 /// The whole node run; each browser step inside it is bounded at 10 s by the script itself.
 const NODE_DEADLINE: Duration = Duration::from_secs(180);
 
@@ -56,6 +58,7 @@ impl Server {
                 format!("127.0.0.1:{}", free_port()),
             )
             .env("PORTCULLIS_BOOTSTRAP_PASSWORD", PASSWORD)
+            .env("PORTCULLIS_BOOTSTRAP_TOKEN", TOKEN)
             .env("PORTCULLIS_BOOTSTRAP_EMAIL", "admin@example.com")
             .stdin(Stdio::null())
             .stdout(Stdio::null())
@@ -114,11 +117,18 @@ fn login_page_in_a_real_browser() {
     let out_path = dir.path().join("node.out");
     let out = std::fs::File::create(&out_path).unwrap();
     let mut child = Command::new(&node)
-        .args(["--test", "--test-reporter=spec", "login.test.mjs"])
+        .args([
+            "--test",
+            "--test-reporter=spec",
+            "--test-concurrency=1",
+            "login.test.mjs",
+            "oidc.test.mjs",
+        ])
         .current_dir(&ui_dir)
         .env("PORTCULLIS_URL", &server.url)
         .env("PORTCULLIS_ADMIN_USERNAME", ADMIN)
         .env("PORTCULLIS_ADMIN_PASSWORD", PASSWORD)
+        .env("PORTCULLIS_ADMIN_TOKEN", TOKEN)
         .env("PORTCULLIS_ARTIFACTS_DIR", &artifacts)
         .env("NO_COLOR", "1")
         .stdin(Stdio::null())
@@ -150,7 +160,7 @@ fn login_page_in_a_real_browser() {
         }
         Some(s) => panic!(
             "browser test failed ({s}); screenshots (FAILED-*.png at the failing step) in {}\n\
-             ---- node --test tests/ui/login.test.mjs\n{output}\n---- server log (tail)\n{}",
+             ---- node --test tests/ui/login.test.mjs tests/ui/oidc.test.mjs\n{output}\n---- server log (tail)\n{}",
             screenshots.display(),
             tail(&server.log(), 40)
         ),

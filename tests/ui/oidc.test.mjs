@@ -1,0 +1,156 @@
+// Browser test of OpenID Connect sign-in: headless Debian chromium (playwright-core) walks the
+// authorization code flow with PKCE and explicit consent on the server-rendered pages, the relying
+// party (this script) redeems the code, then RP-initiated logout returns to the registered logout
+// URI. Run by crates/portcullis/tests/ui.rs, which starts the server and sets:
+//   PORTCULLIS_URL, PORTCULLIS_ADMIN_USERNAME, PORTCULLIS_ADMIN_PASSWORD, PORTCULLIS_ADMIN_TOKEN
+//   (an API token of the superuser), PORTCULLIS_ARTIFACTS_DIR, PORTCULLIS_TEST_CHROMIUM (optional).
+// The relying party's own pages (https://rp.example/...) never leave the browser: requests to
+// them are answered by the test itself (page.route), so nothing reaches the network.
+
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import crypto from 'node:crypto';
+import fs from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { chromium } from 'playwright-core';
+
+const STEP_TIMEOUT_MS = 10_000;
+const BASE = (process.env.PORTCULLIS_URL || '').replace(/\/+$/, '');
+const USERNAME = process.env.PORTCULLIS_ADMIN_USERNAME;
+const PASSWORD = process.env.PORTCULLIS_ADMIN_PASSWORD;
+const TOKEN = process.env.PORTCULLIS_ADMIN_TOKEN;
+const CHROMIUM = process.env.PORTCULLIS_TEST_CHROMIUM || '/usr/bin/chromium';
+const HERE = path.dirname(fileURLToPath(import.meta.url));
+const SHOTS = path.join(process.env.PORTCULLIS_ARTIFACTS_DIR || path.join(HERE, '..', '..', 'artifacts'), 'ui');
+const RP = 'https://rp.example';
+const REDIRECT = `${RP}/callback`;
+const LOGOUT = `${RP}/signed-out`;
+
+let browser;
+
+before(async () => {
+    for (const [k, v] of Object.entries({ PORTCULLIS_URL: BASE, PORTCULLIS_ADMIN_USERNAME: USERNAME, PORTCULLIS_ADMIN_PASSWORD: PASSWORD, PORTCULLIS_ADMIN_TOKEN: TOKEN })) {
+        if (!v) throw new Error(`${k} is not set: run this through scripts/test (crates/portcullis/tests/ui.rs)`);
+    }
+    fs.mkdirSync(SHOTS, { recursive: true });
+    browser = await chromium.launch({
+        executablePath: CHROMIUM,
+        headless: true,
+        timeout: 30_000,
+        chromiumSandbox: false,
+        args: ['--no-sandbox', '--disable-dev-shm-usage', '--disable-gpu', '--disable-background-networking'],
+    });
+});
+
+after(async () => {
+    await browser?.close();
+});
+
+async function api(method, p, body) {
+    const r = await fetch(`${BASE}${p}`, {
+        method,
+        headers: { Authorization: `Bearer ${TOKEN}`, 'Content-Type': 'application/json' },
+        body: body === undefined ? undefined : JSON.stringify(body),
+    });
+    const text = await r.text();
+    assert.ok(r.status < 300, `${method} ${p}: ${r.status} ${text.slice(0, 300)}`);
+    return text ? JSON.parse(text) : null;
+}
+
+const b64url = (buf) => Buffer.from(buf).toString('base64url');
+
+test('code flow with PKCE and explicit consent, then RP-initiated logout', { timeout: 12 * STEP_TIMEOUT_MS }, async () => {
+    // The provider and its application, as an admin would set them up.
+    const flow = async (slug) => (await api('GET', `/api/v3/flows/instances/${slug}/`)).pk;
+    const scopes = await api('GET', '/api/v3/propertymappings/provider/scope/?managed__isnull=false&page_size=100');
+    const provider = await api('POST', '/api/v3/providers/oauth2/', {
+        name: 'Browser RP',
+        authorization_flow: await flow('default-provider-authorization-explicit-consent'),
+        invalidation_flow: await flow('default-provider-invalidation-flow'),
+        redirect_uris: [
+            { matching_mode: 'strict', url: REDIRECT },
+            { matching_mode: 'strict', url: LOGOUT, redirect_uri_type: 'logout' },
+        ],
+        property_mappings: scopes.results.map((m) => m.pk),
+    });
+    await api('POST', '/api/v3/core/applications/', { name: 'Browser RP', slug: 'browser-rp', provider: provider.pk });
+
+    const context = await browser.newContext({ baseURL: BASE });
+    context.setDefaultTimeout(STEP_TIMEOUT_MS);
+    context.setDefaultNavigationTimeout(STEP_TIMEOUT_MS);
+    // The relying party's pages, answered here.
+    await context.route(`${RP}/**`, (route) => route.fulfill({
+        status: 200,
+        contentType: 'text/html',
+        body: '<!DOCTYPE html><html lang="en"><title>RP</title><h1>Relying party</h1></html>',
+    }));
+    const page = await context.newPage();
+
+    const verifier = b64url(crypto.randomBytes(48));
+    const challenge = b64url(crypto.createHash('sha256').update(verifier).digest());
+    const state = b64url(crypto.randomBytes(12));
+    const nonce = b64url(crypto.randomBytes(12));
+    const authorize = new URL(`${BASE}/application/o/authorize/`);
+    for (const [k, v] of Object.entries({
+        client_id: provider.client_id, redirect_uri: REDIRECT, response_type: 'code',
+        scope: 'openid email profile', state, nonce,
+        code_challenge: challenge, code_challenge_method: 'S256',
+    })) authorize.searchParams.set(k, v);
+
+    // Not logged in: the login pages first.
+    await page.goto(authorize.toString(), { waitUntil: 'load' });
+    await page.locator('input[name="uid_field"]').fill(USERNAME);
+    await Promise.all([page.waitForNavigation({ waitUntil: 'load' }), page.locator('button[type="submit"]').first().click()]);
+    await page.locator('input[type="password"][name="password"]').fill(PASSWORD);
+    await Promise.all([page.waitForNavigation({ waitUntil: 'load' }), page.locator('button[type="submit"]').first().click()]);
+
+    // The consent page names the application and what it asks for.
+    const perms = page.locator('ul.perms li');
+    await perms.first().waitFor({ state: 'visible' });
+    const asked = await perms.allInnerTexts();
+    assert.ok(asked.some((p) => /email/i.test(p)), `consent lists ${JSON.stringify(asked)}`);
+    await page.screenshot({ path: path.join(SHOTS, 'oidc-01-consent.png'), fullPage: true });
+    await Promise.all([
+        page.waitForURL((u) => u.href.startsWith(REDIRECT), { waitUntil: 'commit' }),
+        page.locator('button[type="submit"]').first().click(),
+    ]);
+    const back = new URL(page.url());
+    assert.equal(back.searchParams.get('state'), state);
+    assert.equal(back.searchParams.get('iss'), `${BASE}/application/o/browser-rp/`);
+    const code = back.searchParams.get('code');
+    assert.ok(code, `no code in ${page.url()}`);
+
+    // The relying party redeems the code with its verifier.
+    const tokenResp = await fetch(`${BASE}/application/o/token/`, {
+        method: 'POST',
+        headers: { 'Content-Type': 'application/x-www-form-urlencoded' },
+        body: new URLSearchParams({
+            grant_type: 'authorization_code', code, redirect_uri: REDIRECT, code_verifier: verifier,
+            client_id: provider.client_id, client_secret: provider.client_secret,
+        }),
+    });
+    const tokens = await tokenResp.json();
+    assert.equal(tokenResp.status, 200, JSON.stringify(tokens));
+    const claims = JSON.parse(Buffer.from(tokens.id_token.split('.')[1], 'base64url').toString());
+    assert.equal(claims.nonce, nonce);
+    assert.equal(claims.aud, provider.client_id);
+    assert.equal(claims.preferred_username, USERNAME);
+
+    // RP-initiated logout: the invalidation flow, then back to the registered logout URI.
+    const end = new URL(`${BASE}/application/o/browser-rp/end-session/`);
+    end.searchParams.set('post_logout_redirect_uri', LOGOUT);
+    end.searchParams.set('state', 'bye');
+    await page.goto(end.toString(), { waitUntil: 'load' });
+    await page.waitForURL((u) => u.href.startsWith(LOGOUT), { waitUntil: 'commit' });
+    assert.equal(new URL(page.url()).searchParams.get('state'), 'bye');
+    await page.screenshot({ path: path.join(SHOTS, 'oidc-02-signed-out.png'), fullPage: true });
+
+    // An unregistered logout URI is refused on an error page, not followed.
+    const evil = new URL(`${BASE}/application/o/browser-rp/end-session/`);
+    evil.searchParams.set('post_logout_redirect_uri', 'https://evil.example/');
+    const r = await page.goto(evil.toString(), { waitUntil: 'load' });
+    assert.equal(r.status(), 400);
+    assert.ok(page.url().startsWith(BASE), page.url());
+    await context.close();
+});
