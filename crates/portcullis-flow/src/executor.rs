@@ -531,7 +531,19 @@ impl<'a> Executor<'a> {
 
     fn decorate(&self, mut c: Challenge, flow: &Flow) -> Challenge {
         if c.flow_info.is_none() {
-            c.flow_info = Some(self.flow_info(flow));
+            let mut info = self.flow_info(flow);
+            // authentik's titles name the application being authorized: "Redirecting to %(app)s".
+            if info.title.contains("%(app)s") {
+                let app = self
+                    .session
+                    .plan(&flow.slug)
+                    .and_then(|p| p.get("context")?.get(context::APPLICATION)?.get("name"))
+                    .and_then(Value::as_str)
+                    .unwrap_or("the application")
+                    .to_owned();
+                info.title = info.title.replace("%(app)s", &app);
+            }
+            c.flow_info = Some(info);
         }
         c
     }
