@@ -85,6 +85,8 @@ pub enum OAuthGrantKind {
     DeviceCode,
     /// The user code of a device authorization, typed by the person (same family).
     UserCode,
+    /// The `jti` of a client assertion, kept until it expires so it is used once.
+    ClientAssertion,
 }
 
 impl OAuthGrantKind {
@@ -95,6 +97,7 @@ impl OAuthGrantKind {
             OAuthGrantKind::RefreshToken => "refresh_token",
             OAuthGrantKind::DeviceCode => "device_code",
             OAuthGrantKind::UserCode => "user_code",
+            OAuthGrantKind::ClientAssertion => "client_assertion",
         }
     }
 
@@ -105,6 +108,7 @@ impl OAuthGrantKind {
             "refresh_token" => Some(OAuthGrantKind::RefreshToken),
             "device_code" => Some(OAuthGrantKind::DeviceCode),
             "user_code" => Some(OAuthGrantKind::UserCode),
+            "client_assertion" => Some(OAuthGrantKind::ClientAssertion),
             _ => None,
         }
     }

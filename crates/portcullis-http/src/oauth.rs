@@ -266,7 +266,8 @@ async fn discovery(
         "scopes_supported": scopes,
         "claims_supported": ["sub", "iss", "aud", "exp", "iat", "auth_time", "acr", "nonce", "sid",
             "email", "email_verified", "name", "given_name", "preferred_username", "nickname", "groups"],
-        "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post"],
+        "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post", "client_secret_jwt", "private_key_jwt"],
+        "token_endpoint_auth_signing_alg_values_supported": ["HS256", "HS384", "HS512", "RS256", "ES256", "ES384", "EdDSA"],
         "code_challenge_methods_supported": ["plain", "S256"],
         "request_parameter_supported": false,
         "request_uri_parameter_supported": false,
@@ -778,7 +779,7 @@ async fn token_endpoint(
         Err(e) => return Ok(oauth_error_response(&e, auth_header.is_some())),
     };
     let svc = services(&state);
-    let client = match token::authenticate_client(&svc, &creds).await {
+    let client = match token::authenticate_client(&svc, &creds, &audiences(&parts)).await {
         Ok(c) => c,
         Err(e) => return Ok(oauth_error_response(&e, creds.basic)),
     };
@@ -997,6 +998,20 @@ async fn userinfo_inner(
 
 // ------------------------------------------------------------------ introspect, revoke
 
+/// What a client assertion may name as its audience: the endpoint called, the token endpoint,
+/// and this server's issuers.
+fn audiences(parts: &Parts) -> portcullis_oauth::assertion::Audiences {
+    let base = base_url(parts);
+    portcullis_oauth::assertion::Audiences {
+        exact: vec![
+            format!("{base}{}", parts.uri.path()),
+            format!("{base}/application/o/token/"),
+            format!("{base}/"),
+        ],
+        issuer_prefix: Some(format!("{base}/application/o/")),
+    }
+}
+
 /// The form and the authenticated client of a client-authenticated endpoint, or the error
 /// response.
 async fn client_form(
@@ -1011,7 +1026,7 @@ async fn client_form(
         .and_then(|h| h.to_str().ok());
     let creds = token::client_credentials(auth_header, &form)
         .map_err(|e| oauth_error_response(&e, auth_header.is_some()))?;
-    let client = token::authenticate_client(&services(state), &creds)
+    let client = token::authenticate_client(&services(state), &creds, &audiences(parts))
         .await
         .map_err(|e| oauth_error_response(&e, creds.basic))?;
     Ok((form, client))

@@ -1320,7 +1320,302 @@ async fn device_code_flow(b: Backend) {
     );
 }
 
+/// A client assertion (RFC 7523) signed by the test with `jsonwebtoken`, independently of
+/// the server's own signing code.
+fn assertion(
+    key: &jsonwebtoken::EncodingKey,
+    alg: jsonwebtoken::Algorithm,
+    kid: Option<&str>,
+    client_id: &str,
+    aud: &str,
+    exp_in: i64,
+) -> String {
+    let now = portcullis_core::Clock::now(&portcullis_core::SystemClock).timestamp();
+    let mut header = jsonwebtoken::Header::new(alg);
+    header.kid = kid.map(str::to_owned);
+    jsonwebtoken::encode(
+        &header,
+        &json!({"iss": client_id, "sub": client_id, "aud": aud, "iat": now, "exp": now + exp_in,
+                "jti": uuid::Uuid::new_v4().to_string()}),
+        key,
+    )
+    .unwrap()
+}
+
+/// private_key_jwt with the client's registered JWKS (the RP redeems its code with an
+/// assertion instead of a secret), client_secret_jwt, and assertions that must fail: replayed,
+/// `alg: none`, another key, another audience, expired, valid too long.
+async fn private_key_jwt_and_client_secret_jwt(b: Backend) {
+    use jsonwebtoken::{Algorithm, EncodingKey};
+    use openidconnect::AuthType;
+    const TYPE: &str = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
+    let s = setup(b, "default-provider-authorization-implicit-consent").await;
+    let now = portcullis_core::Clock::now(&portcullis_core::SystemClock);
+    let kp = portcullis_crypto::cert::generate_self_signed_with(
+        portcullis_crypto::cert::KeyAlgorithm::EcdsaP256,
+        "rp",
+        &[],
+        30,
+        now,
+    )
+    .unwrap();
+    let key = EncodingKey::from_ec_pem(kp.private_key_pem.as_bytes()).unwrap();
+    let mut jwk = jsonwebtoken::jwk::Jwk::from_encoding_key(&key, Algorithm::ES256).unwrap();
+    jwk.common.key_id = Some("rp-key-1".into());
+    let patch = |body: Value| {
+        s.app
+            .request(
+                reqwest::Method::PATCH,
+                &format!("/api/v3/providers/oauth2/{}/", s.provider),
+                Some(&s.app.admin_token),
+            )
+            .json(&body)
+            .send()
+    };
+    // A private key is refused (the server must not hold the client's secret).
+    let mut private = serde_json::to_value(&jwk).unwrap();
+    private["d"] = json!("c2VjcmV0");
+    let r = patch(json!({"jwks": {"keys": [private]}})).await.unwrap();
+    assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+    let r = patch(json!({"jwks": {"keys": [jwk]}})).await.unwrap();
+    assert_eq!(r.status(), StatusCode::OK, "{}", r.text().await.unwrap());
+
+    // The RP holds no secret: its code is redeemed with a signed assertion.
+    let metadata =
+        CoreProviderMetadata::discover_async(IssuerUrl::new(s.issuer.clone()).unwrap(), &rp_http)
+            .await
+            .unwrap();
+    let methods: Vec<String> = metadata
+        .token_endpoint_auth_methods_supported()
+        .unwrap()
+        .iter()
+        .map(|m| {
+            serde_json::to_value(m)
+                .unwrap()
+                .as_str()
+                .unwrap()
+                .to_owned()
+        })
+        .collect();
+    assert!(
+        methods.contains(&"private_key_jwt".to_owned()),
+        "{methods:?}"
+    );
+    let client =
+        CoreClient::from_provider_metadata(metadata, ClientId::new(s.client_id.clone()), None)
+            .set_redirect_uri(RedirectUrl::new(REDIRECT.to_owned()).unwrap())
+            .set_auth_type(AuthType::RequestBody);
+    let (challenge, verifier) = PkceCodeChallenge::new_random_sha256();
+    let (url, _, nonce) = client
+        .authorize_url(
+            CoreAuthenticationFlow::AuthorizationCode,
+            CsrfToken::new_random,
+            Nonce::new_random,
+        )
+        .set_pkce_challenge(challenge)
+        .url();
+    let mut browser = Browser::new(&s.app);
+    let r = browser.authorize(url.as_str(), &admin_answers).await;
+    let code = params(&r.location.unwrap())["code"].clone();
+    let token_url = format!("{}/application/o/token/", s.app.url);
+    let signed = assertion(
+        &key,
+        Algorithm::ES256,
+        Some("rp-key-1"),
+        &s.client_id,
+        &token_url,
+        60,
+    );
+    let tokens = client
+        .exchange_code(AuthorizationCode::new(code))
+        .unwrap()
+        .set_pkce_verifier(verifier)
+        .add_extra_param("client_assertion_type", TYPE)
+        .add_extra_param("client_assertion", signed.clone())
+        .request_async(&rp_http)
+        .await
+        .unwrap();
+    tokens
+        .id_token()
+        .unwrap()
+        .claims(
+            &client
+                .id_token_verifier()
+                .set_allowed_algs(vec![CoreJwsSigningAlgorithm::EcdsaP256Sha256]),
+            &nonce,
+        )
+        .unwrap();
+
+    let cc = |a: String| {
+        let s = &s;
+        async move {
+            token_request(
+                s,
+                &[
+                    ("grant_type", "client_credentials"),
+                    ("client_assertion_type", TYPE),
+                    ("client_assertion", &a),
+                ],
+                None,
+            )
+            .await
+        }
+    };
+    // A fresh assertion works (client_id read from its sub); the same one again is a replay.
+    let fresh = assertion(
+        &key,
+        Algorithm::ES256,
+        Some("rp-key-1"),
+        &s.client_id,
+        &s.issuer,
+        60,
+    );
+    assert_eq!(cc(fresh.clone()).await.0, StatusCode::OK);
+    let (st, body) = cc(fresh).await;
+    assert_eq!(
+        (st, body["error"].as_str()),
+        (StatusCode::UNAUTHORIZED, Some("invalid_client"))
+    );
+    let (st, _) = cc(signed).await;
+    assert_eq!(
+        st,
+        StatusCode::UNAUTHORIZED,
+        "the assertion of the code exchange replayed"
+    );
+
+    // client_secret_jwt: HS256 with the client secret.
+    let hs = EncodingKey::from_secret(s.client_secret.as_bytes()).unwrap();
+    let (st, body) = cc(assertion(
+        &hs,
+        Algorithm::HS256,
+        None,
+        &s.client_id,
+        &token_url,
+        60,
+    ))
+    .await;
+    assert_eq!(st, StatusCode::OK, "{body}");
+
+    // What must fail: alg none, another key, another audience, expired, valid too long,
+    // another client's name.
+    use base64::Engine;
+    let e = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    let now = portcullis_core::Clock::now(&portcullis_core::SystemClock).timestamp();
+    let none = format!(
+        "{}.{}.",
+        e.encode(r#"{"alg":"none","typ":"JWT"}"#),
+        e.encode(
+            json!({"iss": s.client_id, "sub": s.client_id, "aud": token_url, "exp": now + 60,
+                   "jti": "none-1"})
+            .to_string()
+        )
+    );
+    let other = portcullis_crypto::cert::generate_self_signed_with(
+        portcullis_crypto::cert::KeyAlgorithm::EcdsaP256,
+        "other",
+        &[],
+        30,
+        portcullis_core::Clock::now(&portcullis_core::SystemClock),
+    )
+    .unwrap();
+    let other = EncodingKey::from_ec_pem(other.private_key_pem.as_bytes()).unwrap();
+    for (what, a) in [
+        ("alg none", none),
+        (
+            "another key",
+            assertion(
+                &other,
+                Algorithm::ES256,
+                Some("rp-key-1"),
+                &s.client_id,
+                &token_url,
+                60,
+            ),
+        ),
+        (
+            "another audience",
+            assertion(
+                &key,
+                Algorithm::ES256,
+                Some("rp-key-1"),
+                &s.client_id,
+                "https://evil.example/token",
+                60,
+            ),
+        ),
+        (
+            "expired",
+            assertion(
+                &key,
+                Algorithm::ES256,
+                Some("rp-key-1"),
+                &s.client_id,
+                &token_url,
+                -120,
+            ),
+        ),
+        (
+            "valid for a day",
+            assertion(
+                &key,
+                Algorithm::ES256,
+                Some("rp-key-1"),
+                &s.client_id,
+                &token_url,
+                86_400,
+            ),
+        ),
+        (
+            "wrong secret",
+            assertion(
+                &EncodingKey::from_secret(b"guess").unwrap(),
+                Algorithm::HS256,
+                None,
+                &s.client_id,
+                &token_url,
+                60,
+            ),
+        ),
+        ("garbage", "a.b.c".to_owned()),
+    ] {
+        let (st, body) = cc(a).await;
+        assert_eq!(
+            (st, body["error"].as_str()),
+            (StatusCode::UNAUTHORIZED, Some("invalid_client")),
+            "{what}: {body}"
+        );
+    }
+    // An assertion and a secret at once: invalid_request.
+    let (st, body) = token_request(
+        &s,
+        &[
+            ("grant_type", "client_credentials"),
+            ("client_assertion_type", TYPE),
+            (
+                "client_assertion",
+                &assertion(
+                    &key,
+                    Algorithm::ES256,
+                    Some("rp-key-1"),
+                    &s.client_id,
+                    &token_url,
+                    60,
+                ),
+            ),
+            ("client_secret", &s.client_secret),
+            ("client_id", &s.client_id),
+        ],
+        None,
+    )
+    .await;
+    assert_eq!(
+        (st, body["error"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("invalid_request"))
+    );
+}
+
 both_backends!(
+    private_key_jwt_and_client_secret_jwt,
     device_code_flow,
     backchannel_logout_token_reaches_the_application,
     implicit_and_hybrid_with_form_post,

@@ -32,6 +32,7 @@
 //! (response types and modes) and [`error`] (the protocol's error codes). Nothing in this crate
 //! knows axum or SQL (see `scripts/check-deps`).
 
+pub mod assertion;
 pub mod authorize;
 pub mod device;
 pub mod error;

@@ -187,6 +187,8 @@ pub struct OAuth2Config {
     pub issuer_mode: IssuerMode,
     pub jwt_federation_sources: Vec<Uuid>,
     pub jwt_federation_providers: Vec<i32>,
+    /// The client's public keys (a JWK Set) for `private_key_jwt`; `null` when none.
+    pub jwks: serde_json::Value,
 }
 
 impl Default for OAuth2Config {
@@ -209,8 +211,45 @@ impl Default for OAuth2Config {
             issuer_mode: IssuerMode::PerProvider,
             jwt_federation_sources: Vec::new(),
             jwt_federation_providers: Vec::new(),
+            jwks: serde_json::Value::Null,
         }
     }
+}
+
+/// The most keys a client may register.
+pub const MAX_CLIENT_KEYS: usize = 20;
+
+/// Checks a client's JWK Set for `private_key_jwt`: `null`, or `{"keys": [...]}` of at most
+/// [`MAX_CLIENT_KEYS`] public keys `jsonwebtoken` can verify with. A private key (`d`, `p`,
+/// `k`, ...) is refused: the server must never hold the client's secret. The error is fit for
+/// an admin.
+pub fn validate_client_jwks(v: &serde_json::Value) -> Result<(), String> {
+    if v.is_null() {
+        return Ok(());
+    }
+    let keys = v
+        .get("keys")
+        .and_then(serde_json::Value::as_array)
+        .ok_or("Enter a JWK Set: {\"keys\": [...]}.")?;
+    if keys.len() > MAX_CLIENT_KEYS {
+        return Err(format!("At most {MAX_CLIENT_KEYS} keys."));
+    }
+    for (i, k) in keys.iter().enumerate() {
+        let n = i + 1;
+        if ["d", "p", "q", "dp", "dq", "qi", "k"]
+            .iter()
+            .any(|f| k.get(f).is_some())
+        {
+            return Err(format!(
+                "Key {n} is a private or symmetric key; register public keys only."
+            ));
+        }
+        let jwk: jsonwebtoken::jwk::Jwk = serde_json::from_value(k.clone())
+            .map_err(|e| format!("Key {n} is not a valid JWK: {e}."))?;
+        jsonwebtoken::DecodingKey::from_jwk(&jwk)
+            .map_err(|e| format!("Key {n} cannot verify signatures: {e}."))?;
+    }
+    Ok(())
 }
 
 impl OAuth2Config {

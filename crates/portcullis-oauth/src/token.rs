@@ -74,6 +74,8 @@ pub struct ClientCredentials {
     pub client_secret: Option<String>,
     /// Sent in the `Authorization: Basic` header (errors then answer 401 with a challenge).
     pub basic: bool,
+    /// A JWT client assertion (RFC 7523: `client_secret_jwt`, `private_key_jwt`).
+    pub assertion: Option<String>,
 }
 
 /// Reads the client's credentials from the `Authorization` header (`client_secret_basic`) or
@@ -86,6 +88,36 @@ pub fn client_credentials(
         let (scheme, rest) = h.split_once(' ')?;
         scheme.eq_ignore_ascii_case("basic").then(|| rest.trim())
     });
+    if let Some(assertion_type) = form.get("client_assertion_type") {
+        if basic.is_some() || form.get("client_secret").is_some() {
+            return Err(OAuthError::described(
+                ErrorCode::InvalidRequest,
+                "use one client authentication method, not two",
+            ));
+        }
+        if assertion_type != crate::assertion::ASSERTION_TYPE {
+            return Err(OAuthError::described(
+                ErrorCode::InvalidClient,
+                "unsupported client_assertion_type",
+            ));
+        }
+        let assertion = form.get("client_assertion").ok_or_else(|| {
+            OAuthError::described(ErrorCode::InvalidRequest, "client_assertion is required")
+        })?;
+        // The client is named by the form, else by the assertion's (not yet verified) `sub`.
+        let client_id = match form.get("client_id") {
+            Some(id) => id.to_owned(),
+            None => crate::assertion::unverified_subject(assertion).ok_or_else(|| {
+                OAuthError::described(ErrorCode::InvalidClient, "malformed client_assertion")
+            })?,
+        };
+        return Ok(ClientCredentials {
+            client_id,
+            client_secret: None,
+            basic: false,
+            assertion: Some(assertion.to_owned()),
+        });
+    }
     if let Some(encoded) = basic {
         if form.get("client_secret").is_some() {
             return Err(OAuthError::described(
@@ -113,6 +145,7 @@ pub fn client_credentials(
             client_id: id,
             client_secret: Some(secret),
             basic: true,
+            assertion: None,
         });
     }
     let client_id = form.get("client_id").ok_or_else(|| {
@@ -125,6 +158,7 @@ pub fn client_credentials(
         client_id: client_id.to_owned(),
         client_secret: form.get("client_secret").map(str::to_owned),
         basic: false,
+        assertion: None,
     })
 }
 
@@ -143,10 +177,13 @@ pub struct Client {
 }
 
 /// Authenticates the client: a confidential client proves its secret (compared in constant
-/// time); a public client only names itself. Any failure is the same `invalid_client`.
+/// time) or signs a client assertion; a public client only names itself (or signs an
+/// assertion). Any failure is the same `invalid_client`. `audiences` are the URLs an assertion
+/// may name as its `aud` (this endpoint and the server's issuers).
 pub async fn authenticate_client(
     svc: &OAuthServices,
     creds: &ClientCredentials,
+    audiences: &crate::assertion::Audiences,
 ) -> Result<Client, OAuthError> {
     let invalid =
         || OAuthError::described(ErrorCode::InvalidClient, "client authentication failed");
@@ -156,6 +193,15 @@ pub async fn authenticate_client(
         Err(e) => return Err(e.into()),
     };
     let config = OAuth2Config::from_value(&provider.config);
+    if let Some(assertion) = &creds.assertion {
+        crate::assertion::verify(svc, &provider, &config, assertion, audiences)
+            .await
+            .map_err(|why| {
+                tracing::info!(client = %creds.client_id, reason = why, "client assertion refused");
+                invalid()
+            })?;
+        return Ok(Client { provider, config });
+    }
     if config.client_type == ClientType::Confidential {
         let expected = client_secret(svc, &config)?;
         let given = creds.client_secret.as_deref().unwrap_or("");

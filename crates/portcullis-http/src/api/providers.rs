@@ -16,6 +16,7 @@ use portcullis_oauth::redirect_uri::{MatchingMode, RedirectUri, RedirectUriType}
 use portcullis_oauth::{ClientType, IssuerMode, LogoutMethod, OAuth2Config, SubMode};
 use portcullis_store::{ApplicationFilter, ProviderFilter, Store, StoreError};
 use serde::{Deserialize, Serialize};
+use serde_json::Value;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
@@ -77,6 +78,9 @@ pub struct OAuth2ProviderSerializer {
     pub issuer_mode: String,
     pub jwt_federation_sources: Vec<Uuid>,
     pub jwt_federation_providers: Vec<i32>,
+    /// Beyond authentik: the client's public keys (a JWK Set) for `private_key_jwt`.
+    #[schema(value_type = Option<Object>)]
+    pub jwks: Value,
 }
 
 /// authentik's `OAuth2ProviderRequest` (every field optional here: PATCH uses the same type).
@@ -108,6 +112,11 @@ pub struct OAuth2ProviderRequest {
     pub issuer_mode: Option<String>,
     pub jwt_federation_sources: Option<Vec<Uuid>>,
     pub jwt_federation_providers: Option<Vec<i32>>,
+    /// Beyond authentik: the client's public keys (a JWK Set) for `private_key_jwt`; `null`
+    /// removes them.
+    #[serde(default, deserialize_with = "nullable")]
+    #[schema(value_type = Option<Object>)]
+    pub jwks: Option<Option<Value>>,
 }
 
 /// authentik's `Provider` (`providers/all/`).
@@ -246,6 +255,7 @@ pub(crate) async fn oauth2_serializer(
         issuer_mode: c.issuer_mode.as_str().to_owned(),
         jwt_federation_sources: c.jwt_federation_sources.clone(),
         jwt_federation_providers: c.jwt_federation_providers.clone(),
+        jwks: c.jwks.clone(),
     })
 }
 
@@ -427,6 +437,11 @@ async fn apply(
         )
         .await?;
     }
+    if let Some(Some(jwks)) = &r.jwks
+        && let Err(m) = portcullis_oauth::provider::validate_client_jwks(jwks)
+    {
+        errors.add("jwks", m);
+    }
     for (field, key) in [
         ("signing_key", r.signing_key),
         ("encryption_key", r.encryption_key),
@@ -517,6 +532,9 @@ async fn apply(
     }
     if let Some(v) = r.jwt_federation_providers {
         c.jwt_federation_providers = v;
+    }
+    if let Some(v) = r.jwks {
+        c.jwks = v.unwrap_or(Value::Null);
     }
     match r.client_secret {
         Some(s) if s.is_empty() => c.client_secret = String::new(),
