@@ -207,7 +207,15 @@ struct Setup {
 /// The built-ins, the admin's password and email, an ECDSA key, a provider with the default
 /// scopes and `flow` as its authorization flow, and an application for it.
 async fn setup(b: Backend, flow: &str) -> Setup {
-    let app = TestApp::spawn(b).await;
+    setup_with_clock(b, flow, std::sync::Arc::new(portcullis_core::SystemClock)).await
+}
+
+async fn setup_with_clock(
+    b: Backend,
+    flow: &str,
+    clock: std::sync::Arc<dyn portcullis_core::Clock>,
+) -> Setup {
+    let app = TestApp::spawn_with_clock(b, clock).await;
     app.apply_builtins().await;
     let hash = app.state.hasher.hash(PASSWORD.to_owned()).await.unwrap();
     let system = portcullis_core::Actor::system();
@@ -1614,7 +1622,134 @@ async fn private_key_jwt_and_client_secret_jwt(b: Backend) {
     );
 }
 
+/// Codes and refresh tokens are bound to their client, and codes expire with the provider's
+/// access_code_validity: each refusal is invalid_grant and issues nothing.
+async fn codes_and_tokens_are_bound_to_their_client_and_expire(b: Backend) {
+    let clock = portcullis_core::FixedClock::new(portcullis_core::Clock::now(
+        &portcullis_core::SystemClock,
+    ));
+    let s = setup_with_clock(
+        b,
+        "default-provider-authorization-implicit-consent",
+        std::sync::Arc::new(clock.clone()),
+    )
+    .await;
+    // A second client on the same server.
+    let api = |m: reqwest::Method, p: &str| s.app.request(m, p, Some(&s.app.admin_token));
+    let flow_pk = |slug: &str| {
+        let req = api(
+            reqwest::Method::GET,
+            &format!("/api/v3/flows/instances/{slug}/"),
+        );
+        async move { req.send().await.unwrap().json::<Value>().await.unwrap()["pk"].clone() }
+    };
+    let other: Value = api(reqwest::Method::POST, "/api/v3/providers/oauth2/")
+        .json(&json!({
+            "name": "Other RP",
+            "authorization_flow": flow_pk("default-provider-authorization-implicit-consent").await,
+            "invalidation_flow": flow_pk("default-provider-invalidation-flow").await,
+            "redirect_uris": [{"matching_mode": "strict", "url": REDIRECT}],
+        }))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let r = api(reqwest::Method::POST, "/api/v3/core/applications/")
+        .json(&json!({"name": "Other", "slug": "other", "provider": other["pk"]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::CREATED);
+    let other_creds = (
+        other["client_id"].as_str().unwrap().to_owned(),
+        other["client_secret"].as_str().unwrap().to_owned(),
+    );
+    let mut browser = Browser::new(&s.app);
+    let url = format!(
+        "{}/application/o/authorize/?client_id={}&redirect_uri={}&response_type=code&scope=openid%20offline_access&state=b",
+        s.app.url,
+        s.client_id,
+        form_urlencoded::byte_serialize(REDIRECT.as_bytes()).collect::<String>()
+    );
+    let r = browser.authorize(&url, &admin_answers).await;
+    let code = params(&r.location.unwrap())["code"].clone();
+    let redeem = |code: String, creds: (String, String)| {
+        let s = &s;
+        async move {
+            token_request(
+                s,
+                &[
+                    ("grant_type", "authorization_code"),
+                    ("code", &code),
+                    ("redirect_uri", REDIRECT),
+                ],
+                Some((&creds.0, &creds.1)),
+            )
+            .await
+        }
+    };
+    let mine = (s.client_id.clone(), s.client_secret.clone());
+    // Another client presenting my code: refused, and my code still works.
+    let (st, body) = redeem(code.clone(), other_creds.clone()).await;
+    assert_eq!(
+        (st, body["error"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("invalid_grant"))
+    );
+    let (st, tokens) = redeem(code, mine.clone()).await;
+    assert_eq!(st, StatusCode::OK, "{tokens}");
+    let refresh = tokens["refresh_token"].as_str().unwrap().to_owned();
+    // Another client presenting my refresh token: refused, nothing revoked.
+    let refresh_with = |creds: (String, String)| {
+        let s = &s;
+        let refresh = refresh.clone();
+        async move {
+            token_request(
+                s,
+                &[("grant_type", "refresh_token"), ("refresh_token", &refresh)],
+                Some((&creds.0, &creds.1)),
+            )
+            .await
+        }
+    };
+    let (st, body) = refresh_with(other_creds).await;
+    assert_eq!(
+        (st, body["error"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("invalid_grant"))
+    );
+
+    // A code past its minute: invalid_grant.
+    let url2 = url.replace("state=b", "state=c");
+    let r = browser.authorize(&url2, &|_| None).await;
+    let late = params(&r.location.unwrap())["code"].clone();
+    clock.advance(chrono::Duration::seconds(61));
+    let (st, body) = redeem(late, mine).await;
+    assert_eq!(
+        (st, body["error"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("invalid_grant")),
+        "{body}"
+    );
+    // The refresh token (30 days) still works for its own client.
+    let (st, body) = refresh_with((s.client_id.clone(), s.client_secret.clone())).await;
+    assert_eq!(st, StatusCode::OK, "{body}");
+    // And past its 30 days, it does not.
+    let next = body["refresh_token"].as_str().unwrap().to_owned();
+    clock.advance(chrono::Duration::days(31));
+    let (st, body) = token_request(
+        &s,
+        &[("grant_type", "refresh_token"), ("refresh_token", &next)],
+        Some((&s.client_id, &s.client_secret)),
+    )
+    .await;
+    assert_eq!(
+        (st, body["error"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("invalid_grant"))
+    );
+}
+
 both_backends!(
+    codes_and_tokens_are_bound_to_their_client_and_expire,
     private_key_jwt_and_client_secret_jwt,
     device_code_flow,
     backchannel_logout_token_reaches_the_application,

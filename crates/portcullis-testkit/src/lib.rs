@@ -102,7 +102,13 @@ impl Drop for TestApp {
 
 impl TestApp {
     pub async fn spawn(backend: Backend) -> Self {
-        let (store, db) = test_store(backend).await;
+        Self::spawn_with_clock(backend, Arc::new(portcullis_core::SystemClock)).await
+    }
+
+    /// [`TestApp::spawn`] with the server's time taken from `clock` (a `FixedClock` lets a
+    /// test move past an expiry).
+    pub async fn spawn_with_clock(backend: Backend, clock: Arc<dyn Clock>) -> Self {
+        let (store, db) = test_store_with_clock(backend, clock).await;
         let secret_key = "test-secret-key-0123456789";
         let secrets = portcullis_crypto::SecretBox::from_secret_key(secret_key);
         let state = Arc::new(portcullis_http::AppState::new(
