@@ -728,6 +728,49 @@ async fn refusals_issue_nothing(b: Backend) {
         assert!(r.headers().get("www-authenticate").is_some());
     }
 
+    // PKCE: a code issued with a challenge needs the right verifier; a missing or wrong one is
+    // invalid_grant and does not burn the code.
+    let (challenge, verifier) = PkceCodeChallenge::new_random_sha256();
+    let code = fresh_code(
+        &s,
+        &mut browser,
+        &format!(
+            "p&code_challenge={}&code_challenge_method=S256",
+            challenge.as_str()
+        ),
+    )
+    .await;
+    let wrong = PkceCodeVerifier::new("w".repeat(43));
+    for v in [None, Some(wrong.secret().as_str()), Some("short")] {
+        let mut form = vec![
+            ("grant_type", "authorization_code"),
+            ("code", code.as_str()),
+            ("redirect_uri", REDIRECT),
+        ];
+        if let Some(v) = v {
+            form.push(("code_verifier", v));
+        }
+        let (st, body) = token_request(&s, &form, Some((id, secret))).await;
+        assert_eq!(st, StatusCode::BAD_REQUEST, "{v:?}: {body}");
+        assert!(
+            ["invalid_grant", "invalid_request"].contains(&body["error"].as_str().unwrap()),
+            "{v:?}: {body}"
+        );
+        assert!(body.get("access_token").is_none());
+    }
+    let (st, body) = token_request(
+        &s,
+        &[
+            ("grant_type", "authorization_code"),
+            ("code", &code),
+            ("redirect_uri", REDIRECT),
+            ("code_verifier", verifier.secret()),
+        ],
+        Some((id, secret)),
+    )
+    .await;
+    assert_eq!(st, StatusCode::OK, "{body}");
+
     // The code's lifetime is the provider's access_code_validity (a minute).
     let code = fresh_code(&s, &mut browser, "2").await;
     let hash = portcullis_crypto::sha256_hex(code.as_bytes());
