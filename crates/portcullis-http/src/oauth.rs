@@ -488,9 +488,42 @@ async fn authorize(state: &AppState, parts: Parts, query: &str) -> ApiResult<Res
     }
 
     // The authorization waits in the session for the provider's authorization flow.
+    let Some(flow) = provider.authorization_flow else {
+        let e = OAuthError::described(
+            ErrorCode::ServerError,
+            "the provider has no authorization flow",
+        );
+        return Ok(respond(&authorization.error(e).response(&iss)));
+    };
+    let permissions = consent_permissions(state, &provider, &authorization.scopes).await?;
+    let waiting = Pending {
+        authorization,
+        application: app.uuid,
+        user: user.user.pk,
+        created: now,
+    };
+    let id = push_pending(state, &mut session, PENDING, &waiting, now).await?;
+    let ctx = app_context(
+        &app,
+        permissions,
+        &format!("/application/o/authorize/fulfil/?id={id}"),
+    );
+    start_flow(state, session, &parts, &request, flow, ctx).await
+}
+
+/// Puts `value` in the session's map `key` under a new random id (dropping entries older than
+/// [`PENDING_TTL_SECONDS`], then the oldest beyond [`MAX_PENDING`]) and returns the id: what
+/// waits for a flow (an authorization, a device approval) is found again only by that id.
+async fn push_pending(
+    state: &AppState,
+    session: &mut portcullis_flow::SessionState,
+    key: &str,
+    value: &impl Serialize,
+    now: i64,
+) -> ApiResult<String> {
     let id = portcullis_crypto::random_string(43);
     let mut pending: serde_json::Map<String, Value> = session
-        .data(PENDING)
+        .data(key)
         .and_then(Value::as_object)
         .cloned()
         .unwrap_or_default();
@@ -505,42 +538,67 @@ async fn authorize(state: &AppState, parts: Parts, query: &str) -> ApiResult<Res
         };
         pending.remove(&oldest);
     }
-    let permissions = consent_permissions(state, &provider, &authorization.scopes).await?;
-    let waiting = Pending {
-        authorization: authorization.clone(),
-        application: app.uuid,
-        user: user.user.pk,
-        created: now,
-    };
     pending.insert(
         id.clone(),
-        serde_json::to_value(&waiting).map_err(|e| ApiError::Internal(e.to_string()))?,
+        serde_json::to_value(value).map_err(|e| ApiError::Internal(e.to_string()))?,
     );
     session
-        .set_data(&state.store, PENDING, Some(Value::Object(pending)))
+        .set_data(&state.store, key, Some(Value::Object(pending)))
         .await?;
+    Ok(id)
+}
 
-    let Some(flow) = provider.authorization_flow else {
-        let e = OAuthError::described(
-            ErrorCode::ServerError,
-            "the provider has no authorization flow",
-        );
-        return Ok(respond(&authorization.error(e).response(&iss)));
-    };
+/// Takes the entry `id` out of the session's map `key` (it can be used once).
+async fn take_pending<T: serde::de::DeserializeOwned>(
+    state: &AppState,
+    session: &mut portcullis_flow::SessionState,
+    key: &str,
+    id: &str,
+) -> ApiResult<Option<T>> {
+    let mut pending: serde_json::Map<String, Value> = session
+        .data(key)
+        .and_then(Value::as_object)
+        .cloned()
+        .unwrap_or_default();
+    let taken = pending.remove(id);
+    session
+        .set_data(&state.store, key, Some(Value::Object(pending)))
+        .await?;
+    Ok(taken.and_then(|v| serde_json::from_value(v).ok()))
+}
+
+/// The flow context of an application being authorized, ending at `redirect`.
+fn app_context(
+    app: &Application,
+    permissions: Vec<Value>,
+    redirect: &str,
+) -> serde_json::Map<String, Value> {
     let mut ctx = serde_json::Map::new();
     ctx.insert(
         context::APPLICATION.into(),
         json!({"pk": app.uuid.to_string(), "name": app.name, "slug": app.slug}),
     );
-    ctx.insert(
-        context::CONSENT_PERMISSIONS.into(),
-        Value::Array(permissions),
-    );
-    ctx.insert(
-        context::REDIRECT.into(),
-        json!(format!("/application/o/authorize/fulfil/?id={id}")),
-    );
-    let challenge = Executor::new(&state.flows, &mut session, &request)
+    if !permissions.is_empty() {
+        ctx.insert(
+            context::CONSENT_PERMISSIONS.into(),
+            Value::Array(permissions),
+        );
+    }
+    ctx.insert(context::REDIRECT.into(), json!(redirect));
+    ctx
+}
+
+/// Starts `flow` for this session with `ctx`, saves the session, and answers the browser: the
+/// redirect to the flow's page, or the page of the challenge that stops it.
+async fn start_flow(
+    state: &AppState,
+    mut session: portcullis_flow::SessionState,
+    parts: &Parts,
+    request: &portcullis_flow::FlowRequest,
+    flow: Uuid,
+    ctx: serde_json::Map<String, Value>,
+) -> ApiResult<Response> {
+    let challenge = Executor::new(&state.flows, &mut session, request)
         .start(flow, ctx)
         .await?;
     session.save(&state.store).await?;
@@ -550,7 +608,7 @@ async fn authorize(state: &AppState, parts: Parts, query: &str) -> ApiResult<Res
         }
         _ => crate::ui::render_challenge(&challenge, "", "", session.csrf_token(), &request.brand)?,
     };
-    Ok(crate::session::with_cookies(r, &session, &parts))
+    Ok(crate::session::with_cookies(r, &session, parts))
 }
 
 /// The consent stage's permissions: the granted scopes that have a description.
@@ -586,12 +644,7 @@ async fn fulfil(State(state): State<Arc<AppState>>, parts: Parts) -> ApiResult<R
         .map(|(_, v)| v.into_owned())
         .unwrap_or_default();
     let mut session = crate::session::load(&state, &parts).await?;
-    let mut pending: serde_json::Map<String, Value> = session
-        .data(PENDING)
-        .and_then(Value::as_object)
-        .cloned()
-        .unwrap_or_default();
-    let taken = pending.remove(&id);
+    let taken: Option<Pending> = take_pending(&state, &mut session, PENDING, &id).await?;
     let gone = || {
         error_page(
             &OAuthError::described(
@@ -601,12 +654,10 @@ async fn fulfil(State(state): State<Arc<AppState>>, parts: Parts) -> ApiResult<R
             StatusCode::BAD_REQUEST,
         )
     };
-    let Some(waiting) = taken.and_then(|v| serde_json::from_value::<Pending>(v).ok()) else {
+    let Some(waiting) = taken else {
+        session.save(&state.store).await?;
         return Ok(crate::session::with_cookies(gone(), &session, &parts));
     };
-    session
-        .set_data(&state.store, PENDING, Some(Value::Object(pending)))
-        .await?;
     let now = state.clock.now().timestamp();
     let user = match session.user() {
         Some(u) if u.user.pk == waiting.user && now - waiting.created < PENDING_TTL_SECONDS => {
@@ -1137,31 +1188,18 @@ async fn end_session(
             resp.location()
         }
     };
-    let mut session = crate::session::load(state, &parts).await?;
+    let session = crate::session::load(state, &parts).await?;
     let request = crate::flows_executor::flow_request(state, &parts, String::new()).await?;
     let Some(flow) = provider.invalidation_flow else {
         let r = Redirect::to(back.as_deref().unwrap_or("/")).into_response();
         return Ok(crate::session::with_cookies(r, &session, &parts));
     };
-    let mut ctx = serde_json::Map::new();
-    ctx.insert(
-        context::APPLICATION.into(),
-        json!({"pk": app.uuid.to_string(), "name": app.name, "slug": app.slug}),
-    );
-    if let Some(to) = back {
-        ctx.insert(context::REDIRECT.into(), json!(to));
+    let mut ctx = app_context(&app, Vec::new(), back.as_deref().unwrap_or(""));
+    if back.is_none() {
+        // No way back: the flow ends where flows end by default.
+        ctx.remove(context::REDIRECT);
     }
-    let challenge = Executor::new(&state.flows, &mut session, &request)
-        .start(flow, ctx)
-        .await?;
-    session.save(&state.store).await?;
-    let r = match challenge.field_str("to") {
-        Some(to) if challenge.component == portcullis_flow::challenge::REDIRECT => {
-            Redirect::to(to).into_response()
-        }
-        _ => crate::ui::render_challenge(&challenge, "", "", session.csrf_token(), &request.brand)?,
-    };
-    Ok(crate::session::with_cookies(r, &session, &parts))
+    start_flow(state, session, &parts, &request, flow, ctx).await
 }
 
 // --------------------------------------------------------------------------- device flow
@@ -1263,74 +1301,29 @@ async fn device_user_page(State(state): State<Arc<AppState>>, parts: Parts) -> A
         return Ok(crate::session::with_cookies(r, &session, &parts));
     };
     let request = crate::flows_executor::flow_request(&state, &parts, String::new()).await?;
-    let now = state.clock.now().timestamp();
-    let id = portcullis_crypto::random_string(43);
-    let mut pending: serde_json::Map<String, Value> = session
-        .data(DEVICE_PENDING)
-        .and_then(Value::as_object)
-        .cloned()
-        .unwrap_or_default();
-    pending.retain(|_, v| {
-        v.get("created")
-            .and_then(Value::as_i64)
-            .is_some_and(|c| now - c < PENDING_TTL_SECONDS)
-    });
-    while pending.len() >= MAX_PENDING {
-        let Some(oldest) = pending.keys().next().cloned() else {
-            break;
-        };
-        pending.remove(&oldest);
-    }
-    let waiting = DevicePending {
-        user_code_hash: grant.key_hash.clone(),
-        user: user.user.pk,
-        created: now,
-    };
-    pending.insert(
-        id.clone(),
-        serde_json::to_value(&waiting).map_err(|e| ApiError::Internal(e.to_string()))?,
-    );
-    session
-        .set_data(&state.store, DEVICE_PENDING, Some(Value::Object(pending)))
-        .await?;
-    let scopes: Vec<String> = grant
-        .scope
-        .split(' ')
-        .filter(|s| !s.is_empty())
-        .map(str::to_owned)
-        .collect();
     let Some(flow) = provider.authorization_flow else {
-        session.save(&state.store).await?;
         let r = device_page(
             "This application cannot be authorized.",
             StatusCode::BAD_REQUEST,
         );
         return Ok(crate::session::with_cookies(r, &session, &parts));
     };
-    let mut ctx = serde_json::Map::new();
-    ctx.insert(
-        context::APPLICATION.into(),
-        json!({"pk": app.uuid.to_string(), "name": app.name, "slug": app.slug}),
-    );
-    ctx.insert(
-        context::CONSENT_PERMISSIONS.into(),
-        Value::Array(consent_permissions(&state, &provider, &scopes).await?),
-    );
-    ctx.insert(
-        context::REDIRECT.into(),
-        json!(format!("/device/fulfil/?id={id}")),
-    );
-    let challenge = Executor::new(&state.flows, &mut session, &request)
-        .start(flow, ctx)
-        .await?;
-    session.save(&state.store).await?;
-    let r = match challenge.field_str("to") {
-        Some(to) if challenge.component == portcullis_flow::challenge::REDIRECT => {
-            Redirect::to(to).into_response()
-        }
-        _ => crate::ui::render_challenge(&challenge, "", "", session.csrf_token(), &request.brand)?,
+    let now = state.clock.now().timestamp();
+    let waiting = DevicePending {
+        user_code_hash: grant.key_hash.clone(),
+        user: user.user.pk,
+        created: now,
     };
-    Ok(crate::session::with_cookies(r, &session, &parts))
+    let id = push_pending(&state, &mut session, DEVICE_PENDING, &waiting, now).await?;
+    let scopes: Vec<String> = grant
+        .scope
+        .split(' ')
+        .filter(|s| !s.is_empty())
+        .map(str::to_owned)
+        .collect();
+    let permissions = consent_permissions(&state, &provider, &scopes).await?;
+    let ctx = app_context(&app, permissions, &format!("/device/fulfil/?id={id}"));
+    start_flow(&state, session, &parts, &request, flow, ctx).await
 }
 
 /// The authorization flow is done: the device code gets its user.
@@ -1340,17 +1333,8 @@ async fn device_fulfil(State(state): State<Arc<AppState>>, parts: Parts) -> ApiR
         .map(|(_, v)| v.into_owned())
         .unwrap_or_default();
     let mut session = crate::session::load(&state, &parts).await?;
-    let mut pending: serde_json::Map<String, Value> = session
-        .data(DEVICE_PENDING)
-        .and_then(Value::as_object)
-        .cloned()
-        .unwrap_or_default();
-    let taken = pending
-        .remove(&id)
-        .and_then(|v| serde_json::from_value::<DevicePending>(v).ok());
-    session
-        .set_data(&state.store, DEVICE_PENDING, Some(Value::Object(pending)))
-        .await?;
+    let taken: Option<DevicePending> =
+        take_pending(&state, &mut session, DEVICE_PENDING, &id).await?;
     let now = state.clock.now().timestamp();
     let ok = match (taken, session.user()) {
         (Some(w), Some(u)) if u.user.pk == w.user && now - w.created < PENDING_TTL_SECONDS => {
