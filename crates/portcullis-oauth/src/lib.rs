@@ -19,18 +19,26 @@
 //!    ([`redirect_uri::find_match`]), PKCE ([`pkce`]), the allowed scopes ([`Scopes::intersect`]).
 //!    Until the client and its redirect URI are known good, errors are shown to the user and never
 //!    sent to the redirect URI (RFC 6749 §4.1.2.1).
-//! 3. **Flow**: one grant per file, to come in `grant/`: `authorization_code`, `refresh_token`,
-//!    `client_credentials`, `password`, `device_code`, and the implicit/hybrid responses of the
-//!    authorization endpoint. A grant reads and writes through the store's traits and takes the
-//!    time from a `Clock`.
+//! 3. **Flow**: the grant's own rules (see [`token`] and [`device`]); the implicit and hybrid
+//!    responses of the authorization endpoint are issued when its flow is done. A grant reads
+//!    and writes through the store and takes the time from a `Clock`.
 //! 4. **Issue**: codes and tokens are created and signed (through `portcullis-crypto`), and the
 //!    HTTP layer encodes the answer (JSON, or the redirect's response mode).
 //!
-//! # What exists today
-//! The building blocks with no I/O at all: [`redirect_uri`] (authentik's strict/regex redirect
-//! URI entries and their matching), [`pkce`] (RFC 7636), [`scope`] (RFC 6749 §3.3), [`response`]
-//! (response types and modes) and [`error`] (the protocol's error codes). Nothing in this crate
-//! knows axum or SQL (see `scripts/check-deps`).
+//! # Modules
+//! - Building blocks with no I/O: [`redirect_uri`] (authentik's strict/regex redirect URI
+//!   entries and their matching), [`pkce`] (RFC 7636), [`scope`] (RFC 6749 §3.3), [`response`]
+//!   (response types and modes), [`error`] (the protocol's error codes), [`provider`] (a
+//!   provider's settings as stored).
+//! - [`authorize`]: the authorization request, validated, and its response in its mode.
+//! - [`issue`]: signing keys, subjects, scope claims, codes and tokens (with the per-process
+//!   cache of keys and mappings).
+//! - [`token`]: client authentication and the authorization_code, refresh_token and
+//!   client_credentials grants, introspection and revocation; [`device`] (RFC 8628);
+//!   [`assertion`] (RFC 7523 client assertions); [`logout`] (back-channel logout).
+//!
+//! The HTTP layer (`portcullis-http`'s `oauth.rs`) only decodes and encodes; nothing here knows
+//! axum, and SQL is reached only through the store (see `scripts/check-deps`).
 
 pub mod assertion;
 pub mod authorize;
