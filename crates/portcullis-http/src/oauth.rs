@@ -496,6 +496,8 @@ async fn authorize(state: &AppState, parts: Parts, query: &str) -> ApiResult<Res
         return Ok(respond(&authorization.error(e).response(&iss)));
     };
     let permissions = consent_permissions(state, &provider, &authorization.scopes).await?;
+    let silent = authorization.prompt.none;
+    let refuse = authorization.clone();
     let waiting = Pending {
         authorization,
         application: app.uuid,
@@ -508,7 +510,34 @@ async fn authorize(state: &AppState, parts: Parts, query: &str) -> ApiResult<Res
         permissions,
         &format!("/application/o/authorize/fulfil/?id={id}"),
     );
-    start_flow(state, session, &parts, &request, flow, ctx).await
+    if !silent {
+        return start_flow(state, session, &parts, &request, flow, ctx).await;
+    }
+    // prompt=none: the flow runs now and may not ask anything (OIDC Core §3.1.2.6).
+    let slug = state.store.find_flow(flow).await?.slug;
+    let first = {
+        let mut exec = Executor::new(&state.flows, &mut session, &request);
+        match exec.start(flow, ctx).await? {
+            c if c.component == portcullis_flow::challenge::REDIRECT => exec.get(&slug).await?,
+            c => c,
+        }
+    };
+    let fulfil = format!("/application/o/authorize/fulfil/?id={id}");
+    let r = if first.component == portcullis_flow::challenge::REDIRECT
+        && first.field_str("to") == Some(fulfil.as_str())
+    {
+        Redirect::to(&fulfil).into_response()
+    } else {
+        session.set_plan(&state.store, &slug, None).await?;
+        let code = if first.component == "ak-stage-consent" {
+            ErrorCode::ConsentRequired
+        } else {
+            ErrorCode::InteractionRequired
+        };
+        respond(&refuse.error(OAuthError::new(code)).response(&iss))
+    };
+    session.save(&state.store).await?;
+    Ok(crate::session::with_cookies(r, &session, &parts))
 }
 
 /// Puts `value` in the session's map `key` under a new random id (dropping entries older than

@@ -728,6 +728,20 @@ async fn refusals_issue_nothing(b: Backend) {
         assert!(r.headers().get("www-authenticate").is_some());
     }
 
+    // prompt=none while logged in, with a flow that asks nothing: straight to a code.
+    let r = browser
+        .authorize(
+            &authorize(&format!(
+                "client_id={}&redirect_uri={redirect}&response_type=code&scope=openid&prompt=none&state=pn",
+                s.client_id
+            )),
+            &|_| None,
+        )
+        .await;
+    let p = params(r.location.as_deref().unwrap());
+    assert!(p.contains_key("code"), "{p:?}");
+    assert_eq!(p["state"], "pn");
+
     // PKCE: a code issued with a challenge needs the right verifier; a missing or wrong one is
     // invalid_grant and does not burn the code.
     let (challenge, verifier) = PkceCodeChallenge::new_random_sha256();
@@ -824,6 +838,12 @@ async fn explicit_consent_asks_then_remembers(b: Backend) {
         .get("/application/o/authorize/fulfil/?id=guess")
         .await;
     assert_eq!(r.status, StatusCode::BAD_REQUEST);
+    // prompt=none while the flow would ask for consent: consent_required, at the client.
+    let r = browser.get(&format!("{url}&prompt=none")).await;
+    let p = params(r.location.as_deref().unwrap());
+    assert_eq!(p["error"], "consent_required");
+    assert_eq!(p["state"], "s");
+    assert!(!p.contains_key("code"));
 }
 
 /// The hidden inputs of a form_post page.
