@@ -148,3 +148,14 @@ pub struct OAuthGrant {
     pub used: bool,
     pub revoked: bool,
 }
+
+impl OAuthGrant {
+    /// The granted scopes, in order.
+    pub fn scopes(&self) -> Vec<String> {
+        self.scope
+            .split(' ')
+            .filter(|s| !s.is_empty())
+            .map(str::to_owned)
+            .collect()
+    }
+}

@@ -948,12 +948,12 @@ async fn userinfo_post(
     userinfo_inner(&state, &parts, token).await
 }
 
-/// The claims of an access token, checked: signature and expiry by the provider's key, and
-/// not revoked.
+/// The claims and grant of an access token, checked: signature and expiry by the provider's
+/// key, and not revoked.
 pub(crate) async fn verify_access_token(
     state: &AppState,
     token: &str,
-) -> Result<(Provider, Value), &'static str> {
+) -> Result<(Provider, Value, portcullis_core::OAuthGrant), &'static str> {
     // The client is named inside the token; it is trusted only once the signature checks out.
     let payload = token.split('.').nth(1).ok_or("malformed token")?;
     let raw = base64::Engine::decode(&base64::engine::general_purpose::URL_SAFE_NO_PAD, payload)
@@ -969,29 +969,14 @@ pub(crate) async fn verify_access_token(
         _ => return Err("unknown client"),
     };
     let config = OAuth2Config::from_value(&provider.config);
-    let signer = issue::signer(&services(state), &provider, &config)
-        .await
-        .map_err(|_| "signing key unavailable")?;
-    let claims: Value = signer
-        .verify(token)
-        .map_err(|_| "invalid or expired token")?;
-    let jti = claims
-        .get("jti")
-        .and_then(Value::as_str)
-        .ok_or("invalid token")?;
-    let grant = state
-        .store
-        .find_oauth_grant(
-            portcullis_core::OAuthGrantKind::AccessToken,
-            &portcullis_crypto::sha256_hex(jti.as_bytes()),
-        )
+    let (claims, grant) = issue::access_token_grant(&services(state), &provider, &config, token)
         .await
         .map_err(|_| "token lookup failed")?
-        .ok_or("unknown token")?;
-    if grant.revoked || grant.provider != provider.pk {
+        .ok_or("invalid, expired or unknown token")?;
+    if grant.revoked {
         return Err("the token was revoked");
     }
-    Ok((provider, claims))
+    Ok((provider, claims, grant))
 }
 
 async fn userinfo_inner(
@@ -1019,7 +1004,7 @@ async fn userinfo_inner(
     if token.len() > 16 * 1024 {
         return Ok(bearer_error(ErrorCode::InvalidToken, "malformed token"));
     }
-    let (provider, claims) = match verify_access_token(state, &token).await {
+    let (provider, claims, grant) = match verify_access_token(state, &token).await {
         Ok(v) => v,
         Err(why) => return Ok(bearer_error(ErrorCode::InvalidToken, why)),
     };
@@ -1037,21 +1022,7 @@ async fn userinfo_inner(
             "the token lacks the openid scope",
         ));
     }
-    let grant_user = state
-        .store
-        .find_oauth_grant(
-            portcullis_core::OAuthGrantKind::AccessToken,
-            &portcullis_crypto::sha256_hex(
-                claims
-                    .get("jti")
-                    .and_then(Value::as_str)
-                    .unwrap_or("")
-                    .as_bytes(),
-            ),
-        )
-        .await?
-        .and_then(|g| g.user);
-    let user = match grant_user {
+    let user = match grant.user {
         Some(pk) => match state.store.find_user(pk).await {
             Ok(u) if u.user.is_active => u,
             _ => {
@@ -1344,12 +1315,7 @@ async fn device_user_page(State(state): State<Arc<AppState>>, parts: Parts) -> A
         created: now,
     };
     let id = push_pending(&state, &mut session, DEVICE_PENDING, &waiting, now).await?;
-    let scopes: Vec<String> = grant
-        .scope
-        .split(' ')
-        .filter(|s| !s.is_empty())
-        .map(str::to_owned)
-        .collect();
+    let scopes = grant.scopes();
     let permissions = consent_permissions(&state, &provider, &scopes).await?;
     let ctx = app_context(&app, permissions, &format!("/device/fulfil/?id={id}"));
     start_flow(&state, session, &parts, &request, flow, ctx).await

@@ -203,12 +203,7 @@ pub async fn device_code_grant(
         ));
     }
     let user = grant_user(svc, &grant).await?;
-    let scopes: Vec<String> = grant
-        .scope
-        .split(' ')
-        .filter(|s| !s.is_empty())
-        .map(str::to_owned)
-        .collect();
+    let scopes = grant.scopes();
     let signer = signer(svc, &client.provider, &client.config).await?;
     let sub = GrantSubject {
         issuer,

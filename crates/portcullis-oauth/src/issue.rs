@@ -123,6 +123,34 @@ async fn load_signer(svc: &OAuthServices, config: &OAuth2Config) -> Result<JwsSi
     }
 }
 
+/// An access token the provider signed, with its stored grant: signature, algorithm and
+/// expiry checked by the provider's key, the grant found by the token's `jti` and belonging to
+/// the provider. `None` when any of that fails; whether a revoked grant counts is the caller's
+/// to say (introspection answers inactive, revocation has nothing left to do).
+pub async fn access_token_grant(
+    svc: &OAuthServices,
+    provider: &Provider,
+    config: &OAuth2Config,
+    token: &str,
+) -> Result<Option<(Value, OAuthGrant)>, OAuthError> {
+    let Ok(signer) = signer(svc, provider, config).await else {
+        return Ok(None);
+    };
+    let Ok(claims) = signer.verify::<Value>(token) else {
+        return Ok(None);
+    };
+    let Some(jti) = claims.get("jti").and_then(Value::as_str) else {
+        return Ok(None);
+    };
+    let grant = svc
+        .store
+        .find_oauth_grant(OAuthGrantKind::AccessToken, &sha256_hex(jti.as_bytes()))
+        .await?;
+    Ok(grant
+        .filter(|g| g.provider == provider.pk)
+        .map(|g| (claims, g)))
+}
+
 /// The provider's client secret in clear (empty when it has none).
 pub fn client_secret(svc: &OAuthServices, config: &OAuth2Config) -> Result<String, OAuthError> {
     if config.client_secret.is_empty() {
@@ -184,30 +212,32 @@ pub async fn scope_claims(
 ) -> Result<Map<String, Value>, OAuthError> {
     let mappings = mappings_of(svc, provider).await?;
     let req = PolicyRequest::new(PolicyUser::from_user(&user.user, &user.groups));
-    let mut claims = Map::new();
-    for m in mappings.iter() {
-        let Some(scope) = m.config.get("scope_name").and_then(Value::as_str) else {
-            continue;
-        };
-        if !scopes.iter().any(|s| s == scope) {
-            continue;
-        }
-        let policy = ExpressionPolicy::new(m.name.clone(), m.expression.clone());
-        // Expressions are CPU-bound and bounded by their limits: off the async workers.
-        let req = req.clone();
-        let result = tokio::task::spawn_blocking(move || policy.evaluate_value(&req))
-            .await
-            .map_err(server_error)?;
-        match result {
-            Ok(Value::Object(map)) => claims.extend(map),
-            Ok(Value::Null) => {}
-            Ok(other) => {
-                tracing::warn!(mapping = %m.name, kind = %json_kind(&other), "scope mapping returned no object");
+    let scopes = scopes.to_vec();
+    // Expressions are CPU-bound and bounded by their limits: all of them in one trip off the
+    // async workers.
+    tokio::task::spawn_blocking(move || {
+        let mut claims = Map::new();
+        for m in mappings.iter() {
+            let Some(scope) = m.config.get("scope_name").and_then(Value::as_str) else {
+                continue;
+            };
+            if !scopes.iter().any(|s| s == scope) {
+                continue;
             }
-            Err(e) => tracing::warn!(mapping = %m.name, error = %e, "scope mapping failed"),
+            let policy = ExpressionPolicy::new(m.name.clone(), m.expression.clone());
+            match policy.evaluate_value(&req) {
+                Ok(Value::Object(map)) => claims.extend(map),
+                Ok(Value::Null) => {}
+                Ok(other) => {
+                    tracing::warn!(mapping = %m.name, kind = %json_kind(&other), "scope mapping returned no object");
+                }
+                Err(e) => tracing::warn!(mapping = %m.name, error = %e, "scope mapping failed"),
+            }
         }
-    }
-    Ok(claims)
+        claims
+    })
+    .await
+    .map_err(server_error)
 }
 
 fn json_kind(v: &Value) -> &'static str {

@@ -268,12 +268,7 @@ pub async fn authorization_code(
         return Err(bad("the code was already used"));
     }
     let user = grant_user(svc, &grant).await?;
-    let scopes: Vec<String> = grant
-        .scope
-        .split(' ')
-        .filter(|s| !s.is_empty())
-        .map(str::to_owned)
-        .collect();
+    let scopes = grant.scopes();
     let signer = signer(svc, &client.provider, &client.config).await?;
     let sub = GrantSubject {
         issuer,
@@ -356,12 +351,7 @@ pub async fn refresh_token(
     if grant.expires <= svc.clock.now() {
         return Err(bad("the refresh token has expired"));
     }
-    let original: Vec<String> = grant
-        .scope
-        .split(' ')
-        .filter(|s| !s.is_empty())
-        .map(str::to_owned)
-        .collect();
+    let original = grant.scopes();
     let scopes = match form.get("scope") {
         None => original.clone(),
         Some(s) => {
@@ -544,21 +534,8 @@ pub async fn introspect(
         }));
     }
     // An access token of this client, checked by its own key.
-    let Ok(signer) = signer(svc, &client.provider, &client.config).await else {
-        return Ok(inactive);
-    };
-    let Ok(claims) = signer.verify::<serde_json::Value>(token) else {
-        return Ok(inactive);
-    };
-    let Some(jti) = claims.get("jti").and_then(serde_json::Value::as_str) else {
-        return Ok(inactive);
-    };
-    match svc
-        .store
-        .find_oauth_grant(OAuthGrantKind::AccessToken, &sha256_hex(jti.as_bytes()))
-        .await?
-    {
-        Some(g) if g.provider == client.provider.pk && !g.revoked && g.expires > now => {
+    match crate::issue::access_token_grant(svc, &client.provider, &client.config, token).await? {
+        Some((claims, g)) if !g.revoked && g.expires > now => {
             let mut out = claims;
             if let Some(o) = out.as_object_mut() {
                 o.insert("active".into(), serde_json::json!(true));
@@ -600,14 +577,8 @@ pub async fn revoke(
         }
         return Ok(());
     }
-    if let Ok(signer) = signer(svc, &client.provider, &client.config).await
-        && let Ok(claims) = signer.verify::<serde_json::Value>(token)
-        && let Some(jti) = claims.get("jti").and_then(serde_json::Value::as_str)
-        && let Some(g) = svc
-            .store
-            .find_oauth_grant(OAuthGrantKind::AccessToken, &sha256_hex(jti.as_bytes()))
-            .await?
-        && g.provider == client.provider.pk
+    if let Some((_, g)) =
+        crate::issue::access_token_grant(svc, &client.provider, &client.config, token).await?
     {
         svc.store.revoke_oauth_grant(g.id).await?;
     }
