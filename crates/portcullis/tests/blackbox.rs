@@ -16,12 +16,22 @@ use serde_json::{Value, json};
 const BIN: &str = env!("CARGO_BIN_EXE_portcullis");
 const TOKEN: &str = "blackbox-bootstrap-token-0123456789";
 
+/// A port nobody listens on now. Never the same one twice in this process; another process may
+/// still take it before the server binds it, which `serve` answers by trying again.
 fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    static GIVEN: std::sync::Mutex<Vec<u16>> = std::sync::Mutex::new(Vec::new());
+    let mut given = GIVEN.lock().unwrap();
+    loop {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        if !given.contains(&port) {
+            given.push(port);
+            return port;
+        }
+    }
 }
 
 /// A running `portcullis serve`.
@@ -40,10 +50,24 @@ impl Drop for Server {
 }
 
 fn serve(dir: &Path, extra_env: &[(&str, &str)]) -> Server {
+    // The ports are free when chosen, but a test running in parallel may bind one first.
+    for _ in 0..5 {
+        match try_serve(dir, extra_env) {
+            Ok(server) => return server,
+            Err(log) if log.contains("Address already in use") => continue,
+            Err(log) => panic!("server did not become ready; log:\n{log}"),
+        }
+    }
+    panic!("no free ports after 5 attempts");
+}
+
+/// Starts `portcullis serve` and waits until it is ready; its log when it exits or times out.
+fn try_serve(dir: &Path, extra_env: &[(&str, &str)]) -> Result<Server, String> {
     let http = free_port();
     let metrics = free_port();
     let https = free_port();
-    let log = std::fs::File::create(dir.join(format!("serve-{http}.log"))).unwrap();
+    let log_path = dir.join(format!("serve-{http}.log"));
+    let log = std::fs::File::create(&log_path).unwrap();
     let mut cmd = Command::new(BIN);
     cmd.arg("serve")
         .current_dir(dir)
@@ -59,30 +83,31 @@ fn serve(dir: &Path, extra_env: &[(&str, &str)]) -> Server {
         cmd.env(k, v);
     }
     let child = cmd.spawn().unwrap();
-    let server = Server {
+    let mut server = Server {
         child,
         url: format!("http://127.0.0.1:{http}"),
         https_url: format!("https://127.0.0.1:{https}"),
         dir: dir.to_owned(),
     };
-    server.wait_ready();
-    server
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while Instant::now() < deadline {
+        if let Ok(r) = reqwest::blocking::get(format!("{}/-/health/ready/", server.url))
+            && r.status() == 204
+        {
+            return Ok(server);
+        }
+        if server.child.try_wait().unwrap().is_some() {
+            let log = std::fs::read_to_string(&log_path).unwrap_or_default();
+            // A retry must not inherit this attempt's log.
+            let _ = std::fs::remove_file(&log_path);
+            return Err(log);
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    Err(std::fs::read_to_string(&log_path).unwrap_or_default())
 }
 
 impl Server {
-    fn wait_ready(&self) {
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while Instant::now() < deadline {
-            if let Ok(r) = reqwest::blocking::get(format!("{}/-/health/ready/", self.url))
-                && r.status() == 204
-            {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        panic!("server did not become ready; log:\n{}", self.log());
-    }
-
     fn log(&self) -> String {
         let mut out = String::new();
         for e in std::fs::read_dir(&self.dir).unwrap().flatten() {

@@ -17,12 +17,22 @@ const TOKEN: &str = "ui-test-token-0123456789abcdef";
 /// The whole node run; each browser step inside it is bounded at 10 s by the script itself.
 const NODE_DEADLINE: Duration = Duration::from_secs(180);
 
+/// A port nobody listens on now. Never the same one twice in this process; another process may
+/// still take it before the server binds it, which `Server::start` answers by trying again.
 fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    static GIVEN: std::sync::Mutex<Vec<u16>> = std::sync::Mutex::new(Vec::new());
+    let mut given = GIVEN.lock().unwrap();
+    loop {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        if !given.contains(&port) {
+            given.push(port);
+            return port;
+        }
+    }
 }
 
 /// A running `portcullis serve`, killed on drop.
@@ -41,6 +51,19 @@ impl Drop for Server {
 
 impl Server {
     fn start(dir: &Path) -> Server {
+        // The ports are free when chosen, but a test running in parallel may bind one first.
+        for _ in 0..5 {
+            match Server::try_start(dir) {
+                Ok(server) => return server,
+                Err(log) if log.contains("Address already in use") => continue,
+                Err(log) => panic!("server did not become ready; log:\n{log}"),
+            }
+        }
+        panic!("no free ports after 5 attempts");
+    }
+
+    /// Starts `portcullis serve` and waits until it is ready; its log when it exits or times out.
+    fn try_start(dir: &Path) -> Result<Server, String> {
         let http = free_port();
         let log = dir.join("serve.log");
         let child = Command::new(BIN)
@@ -65,7 +88,7 @@ impl Server {
             .stderr(std::fs::File::create(&log).unwrap())
             .spawn()
             .unwrap();
-        let server = Server {
+        let mut server = Server {
             child,
             url: format!("http://127.0.0.1:{http}"),
             log,
@@ -75,11 +98,14 @@ impl Server {
             if let Ok(r) = reqwest::blocking::get(format!("{}/-/health/ready/", server.url))
                 && r.status() == 204
             {
-                return server;
+                return Ok(server);
+            }
+            if server.child.try_wait().unwrap().is_some() {
+                return Err(server.log());
             }
             std::thread::sleep(Duration::from_millis(20));
         }
-        panic!("server did not become ready; log:\n{}", server.log());
+        Err(server.log())
     }
 
     fn log(&self) -> String {
