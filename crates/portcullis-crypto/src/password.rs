@@ -17,17 +17,19 @@
 //! (PBKDF2 iterations, argon2 memory/time/lanes, bcrypt cost), and anything unparsable simply
 //! does not verify. Digests are compared in constant time.
 //!
-//! Hashing is slow on purpose, so the async server goes through [`PasswordHasher`], a pool
-//! bounded by a semaphore that runs each hash on tokio's blocking threads.
+//! Hashing is slow on purpose, so the async server goes through [`PasswordHasher`], a fixed
+//! pool of hashing threads.
 
 use std::num::NonZeroU32;
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Mutex, OnceLock};
 
 use argon2::{Algorithm, Argon2, Block, Params, Version};
 use base64::Engine;
 use base64::engine::DecodePaddingMode;
 use base64::engine::general_purpose::{GeneralPurpose, GeneralPurposeConfig, STANDARD};
 use subtle::ConstantTimeEq;
+
+use portcullis_core::pool::WorkerPool;
 
 use crate::{CryptoError, random};
 
@@ -481,22 +483,14 @@ fn dummy_hash() -> &'static str {
 }
 
 /// A bounded pool for password hashing, so slow hashes never block the async runtime and a
-/// burst of logins cannot take every CPU.
-///
-/// The pool is a fixed set of threads (`portcullis-hash-N`, as many as `max_concurrent`) taking
-/// jobs from one queue. A thread that finishes a hash takes the next waiting one at once: under
-/// load no thread is woken or put to sleep between hashes (tokio's blocking pool behind a
-/// semaphore handed each hash to another thread, and the hand-offs cost a third of a login's
-/// CPU besides the hash). A hash whose caller has gone (the request was dropped) is skipped
-/// when its turn comes. Cloning is cheap and clones share the threads, which end when the last
-/// clone is dropped.
+/// burst of logins cannot take every CPU: a [`WorkerPool`] of `portcullis-hash-N` threads, as
+/// many as `max_concurrent` (tokio's blocking pool behind a semaphore handed each hash to
+/// another thread, and the hand-offs cost a third of a login's CPU besides the hash). Cloning
+/// is cheap and clones share the threads.
 #[derive(Debug, Clone)]
 pub struct PasswordHasher {
-    jobs: std::sync::mpsc::Sender<HashJob>,
-    threads: usize,
+    pool: WorkerPool,
 }
-
-type HashJob = Box<dyn FnOnce() + Send>;
 
 impl Default for PasswordHasher {
     /// As many concurrent hashes as the machine has CPUs.
@@ -509,41 +503,20 @@ impl PasswordHasher {
     /// A pool running at most `max_concurrent` hashes at once (at least one).
     #[must_use]
     pub fn new(max_concurrent: usize) -> Self {
-        let wanted = max_concurrent.clamp(1, 1024);
-        let (jobs, queue) = std::sync::mpsc::channel::<HashJob>();
-        let queue = Arc::new(Mutex::new(queue));
-        let mut threads = 0;
-        for i in 0..wanted {
-            let queue = Arc::clone(&queue);
-            let spawned = std::thread::Builder::new()
-                .name(format!("portcullis-hash-{i}"))
-                .spawn(move || {
-                    loop {
-                        // One thread waits in `recv` holding the lock, the others for the lock;
-                        // the job runs after the lock is released.
-                        let job = match queue.lock() {
-                            Ok(q) => q.recv(),
-                            Err(_) => return,
-                        };
-                        match job {
-                            Ok(job) => job(),
-                            // Every hasher clone is gone.
-                            Err(_) => return,
-                        }
-                    }
-                });
-            match spawned {
-                Ok(_) => threads += 1,
-                Err(error) => tracing::error!(%error, "could not start a password hashing thread"),
-            }
+        let pool = WorkerPool::new("portcullis-hash", max_concurrent);
+        if pool.concurrency() < max_concurrent.clamp(1, 1024) {
+            tracing::error!(
+                started = pool.concurrency(),
+                "could not start every password hashing thread"
+            );
         }
-        Self { jobs, threads }
+        Self { pool }
     }
 
     /// How many hashes run at once at most (the threads started).
     #[must_use]
     pub fn concurrency(&self) -> usize {
-        self.threads
+        self.pool.concurrency()
     }
 
     /// [`hash_password`] in the pool.
@@ -586,27 +559,10 @@ impl PasswordHasher {
         &self,
         work: impl FnOnce() -> T + Send + 'static,
     ) -> Result<T, CryptoError> {
-        if self.threads == 0 {
-            return Err(CryptoError::Task(
-                "no password hashing thread could start".into(),
-            ));
-        }
-        let (done, result) = tokio::sync::oneshot::channel();
-        let job: HashJob = Box::new(move || {
-            if done.is_closed() {
-                return;
-            }
-            // A panic fails this hash (its caller sees an error), not the thread.
-            if let Ok(value) = std::panic::catch_unwind(std::panic::AssertUnwindSafe(work)) {
-                let _ = done.send(value);
-            }
-        });
-        self.jobs
-            .send(job)
-            .map_err(|_| CryptoError::Task("the password hashing threads stopped".into()))?;
-        result
+        self.pool
+            .run(work)
             .await
-            .map_err(|_| CryptoError::Task("the password hash failed".into()))
+            .map_err(|e| CryptoError::Task(e.to_string()))
     }
 }
 

@@ -324,7 +324,7 @@ impl UserDirectory for StoreUsers {
     }
 }
 
-/// Runs an expression on the blocking pool.
+/// Runs an expression on the expression threads.
 struct BlockingExpression(Arc<ExpressionPolicy>);
 
 #[async_trait]
@@ -336,12 +336,7 @@ impl Policy for BlockingExpression {
     async fn passes(&self, req: &PolicyRequest) -> Result<PolicyResult, PolicyError> {
         let policy = Arc::clone(&self.0);
         let req = req.clone();
-        tokio::task::spawn_blocking(move || policy.evaluate(&req))
-            .await
-            .map_err(|e| PolicyError::Runtime {
-                line: None,
-                message: format!("expression task failed: {e}"),
-            })?
+        portcullis_policy::expression::off_thread(move || policy.evaluate(&req)).await?
     }
 }
 

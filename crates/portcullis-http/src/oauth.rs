@@ -863,13 +863,13 @@ async fn token_endpoint(
         Ok(c) => c,
         Err(e) => return Ok(oauth_error_response(&e, creds.basic)),
     };
-    let Some(app) = application_of(&state, client.provider.pk).await? else {
+    let Some(app) = &client.application else {
         return Ok(oauth_error_response(
             &OAuthError::described(ErrorCode::InvalidClient, "the client has no application"),
             creds.basic,
         ));
     };
-    let iss = issuer(&base_url(&parts), &client.config, &app);
+    let iss = issuer(&base_url(&parts), &client.config, app);
     let mut outcome = GrantOutcome::default();
     let result = match form.get("grant_type") {
         Some("authorization_code") => {
@@ -1069,7 +1069,7 @@ async fn client_form(
     state: &AppState,
     parts: &Parts,
     body: &[u8],
-) -> Result<(TokenForm, token::Client), Response> {
+) -> Result<(TokenForm, Arc<token::Client>), Response> {
     let form = TokenForm::parse(body).map_err(|e| oauth_error_response(&e, false))?;
     let auth_header = parts
         .headers

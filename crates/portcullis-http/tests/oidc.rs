@@ -1039,6 +1039,50 @@ async fn client_credentials_introspection_and_revocation(b: Backend) {
         .await
         .unwrap();
     assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+
+    // Clients and service accounts are cached per process; an admin's change counts at once.
+    let grant = |secret: &str| {
+        call(
+            "token",
+            form(&[("grant_type", "client_credentials"), ("scope", "profile")]),
+            (me.0, secret),
+        )
+    };
+    let api = |m: reqwest::Method, p: &str| s.app.request(m, p, Some(&s.app.admin_token));
+    let r = api(
+        reqwest::Method::PATCH,
+        &format!("/api/v3/providers/oauth2/{}/", s.provider),
+    )
+    .json(&json!({"client_secret": "rotated-secret-0123456789"}))
+    .send()
+    .await
+    .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    let r = grant(&s.client_secret).await.unwrap();
+    assert_eq!(
+        r.status(),
+        StatusCode::UNAUTHORIZED,
+        "the old secret is refused"
+    );
+    let r = grant("rotated-secret-0123456789").await.unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    let r = api(
+        reqwest::Method::PATCH,
+        &format!("/api/v3/core/users/{}/", u.user.pk),
+    )
+    .json(&json!({"is_active": false}))
+    .send()
+    .await
+    .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    let r = grant("rotated-secret-0123456789").await.unwrap();
+    assert_eq!(
+        r.status(),
+        StatusCode::UNAUTHORIZED,
+        "a deactivated account is refused"
+    );
+    let v: Value = r.json().await.unwrap();
+    assert_eq!(v["error"], "invalid_client", "{v}");
 }
 
 /// RP-initiated logout: only to a registered logout URI, with the state, after the

@@ -42,13 +42,16 @@ pub struct OAuthServices {
     pub cache: Arc<OAuthCache>,
 }
 
-/// What every token request would otherwise read and parse again: each provider's signing key
-/// (loaded, decrypted and parsed) and its scope mappings. Entries follow the store's change
+/// What every token request would otherwise read and parse again: each client (provider,
+/// settings, application), its signing key (loaded, decrypted and parsed), its scope mappings
+/// and its service account. Entries follow the store's change
 /// count and a short TTL, as the flow engine's definition cache does.
 #[derive(Default)]
 pub struct OAuthCache {
     signers: TtlMap<i32, Arc<JwsSigner>>,
     mappings: TtlMap<i32, Arc<Vec<PropertyMapping>>>,
+    pub(crate) clients: TtlMap<String, Arc<crate::token::Client>>,
+    pub(crate) service_accounts: TtlMap<i32, Arc<UserWithGroups>>,
 }
 
 impl std::fmt::Debug for OAuthCache {
@@ -215,7 +218,7 @@ pub async fn scope_claims(
     let scopes = scopes.to_vec();
     // Expressions are CPU-bound and bounded by their limits: all of them in one trip off the
     // async workers.
-    tokio::task::spawn_blocking(move || {
+    portcullis_policy::expression::off_thread(move || {
         let mut claims = Map::new();
         for m in mappings.iter() {
             let Some(scope) = m.config.get("scope_name").and_then(Value::as_str) else {
@@ -510,7 +513,7 @@ async fn store_grant(
     expires: DateTime<Utc>,
 ) -> Result<(), OAuthError> {
     svc.store
-        .create_oauth_grant(OAuthGrant {
+        .record_oauth_grant(OAuthGrant {
             id: 0,
             kind,
             key_hash,

@@ -8,7 +8,9 @@
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
-use portcullis_core::{OAuthGrantKind, Provider};
+use std::sync::Arc;
+
+use portcullis_core::{Application, OAuthGrantKind, Provider};
 use portcullis_crypto::{constant_time_eq, sha256_hex};
 use portcullis_store::StoreError;
 
@@ -169,11 +171,40 @@ fn percent_decode(s: &str) -> Option<String> {
         .map(|(_, v)| v.into_owned())
 }
 
-/// An authenticated client: its provider and settings.
+/// A client: its provider, settings and the application the provider serves (none while no
+/// application uses it).
 #[derive(Debug, Clone)]
 pub struct Client {
     pub provider: Provider,
     pub config: OAuth2Config,
+    pub application: Option<Application>,
+}
+
+/// The OAuth2 client `client_id`, from the cache (see [`crate::issue::OAuthCache`]): every
+/// token request names its client, and reading it is three queries.
+pub async fn find_client(
+    svc: &OAuthServices,
+    client_id: &str,
+) -> Result<Option<Arc<Client>>, OAuthError> {
+    let generation = svc.store.changes();
+    if let Some(c) = svc.cache.clients.get(client_id, generation) {
+        return Ok(Some(c));
+    }
+    let provider = match svc.store.find_provider_by_client_id(client_id).await {
+        Ok(p) if p.kind == KIND => p,
+        Ok(_) | Err(StoreError::NotFound) => return Ok(None),
+        Err(e) => return Err(e.into()),
+    };
+    let application = svc.store.find_application_of_provider(provider.pk).await?;
+    let client = Arc::new(Client {
+        config: OAuth2Config::from_value(&provider.config),
+        provider,
+        application,
+    });
+    svc.cache
+        .clients
+        .put(client_id.to_owned(), generation, client.clone());
+    Ok(Some(client))
 }
 
 /// Authenticates the client: a confidential client proves its secret (compared in constant
@@ -184,32 +215,30 @@ pub async fn authenticate_client(
     svc: &OAuthServices,
     creds: &ClientCredentials,
     audiences: &crate::assertion::Audiences,
-) -> Result<Client, OAuthError> {
+) -> Result<Arc<Client>, OAuthError> {
     let invalid =
         || OAuthError::described(ErrorCode::InvalidClient, "client authentication failed");
-    let provider = match svc.store.find_provider_by_client_id(&creds.client_id).await {
-        Ok(p) if p.kind == KIND => p,
-        Ok(_) | Err(StoreError::NotFound) => return Err(invalid()),
-        Err(e) => return Err(e.into()),
+    let Some(client) = find_client(svc, &creds.client_id).await? else {
+        return Err(invalid());
     };
-    let config = OAuth2Config::from_value(&provider.config);
+    let (provider, config) = (&client.provider, &client.config);
     if let Some(assertion) = &creds.assertion {
-        crate::assertion::verify(svc, &provider, &config, assertion, audiences)
+        crate::assertion::verify(svc, provider, config, assertion, audiences)
             .await
             .map_err(|why| {
                 tracing::info!(client = %creds.client_id, reason = why, "client assertion refused");
                 invalid()
             })?;
-        return Ok(Client { provider, config });
+        return Ok(client);
     }
     if config.client_type == ClientType::Confidential {
-        let expected = client_secret(svc, &config)?;
+        let expected = client_secret(svc, config)?;
         let given = creds.client_secret.as_deref().unwrap_or("");
         if expected.is_empty() || !constant_time_eq(expected.as_bytes(), given.as_bytes()) {
             return Err(invalid());
         }
     }
-    Ok(Client { provider, config })
+    Ok(client)
 }
 
 /// What the caller learns besides the answer (for events and logs).
@@ -458,8 +487,26 @@ pub async fn client_credentials_grant(
     .await
 }
 
-/// The provider's service account, created on first use.
+/// The provider's service account, created on first use; cached as definitions are (a
+/// deactivation through this process is seen at once, through another within the cache's TTL).
 async fn service_account(
+    svc: &OAuthServices,
+    provider: &Provider,
+) -> Result<Arc<portcullis_store::UserWithGroups>, OAuthError> {
+    let generation = svc.store.changes();
+    if let Some(u) = svc.cache.service_accounts.get(&provider.pk, generation) {
+        return Ok(u);
+    }
+    let user = Arc::new(find_or_create_service_account(svc, provider).await?);
+    // Read before the creation's change: the next request sees the account as stale and
+    // reads it once more, then keeps it.
+    svc.cache
+        .service_accounts
+        .put(provider.pk, generation, user.clone());
+    Ok(user)
+}
+
+async fn find_or_create_service_account(
     svc: &OAuthServices,
     provider: &Provider,
 ) -> Result<portcullis_store::UserWithGroups, OAuthError> {

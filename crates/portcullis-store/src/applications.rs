@@ -97,6 +97,19 @@ impl Store {
         to_domain(find_model(&self.read, slug).await?)
     }
 
+    /// The application a provider serves, if any (at most one: the column is unique).
+    pub async fn find_application_of_provider(
+        &self,
+        provider: i32,
+    ) -> Result<Option<Application>, StoreError> {
+        application::Entity::find()
+            .filter(application::Column::ProviderId.eq(provider))
+            .one(&self.read)
+            .await?
+            .map(to_domain)
+            .transpose()
+    }
+
     pub async fn list_applications(
         &self,
         f: &ApplicationFilter,

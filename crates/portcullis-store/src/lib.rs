@@ -18,6 +18,7 @@ pub mod entity;
 mod error;
 mod events;
 mod flows;
+mod grant_writer;
 mod groups;
 mod handle;
 pub mod migration;
@@ -103,6 +104,8 @@ pub struct Store {
     session_cache: Option<Arc<session_cache::SessionCache>>,
     /// Inside a unit of work: the session-cache changes to make once it commits.
     unit_sessions: Option<Arc<std::sync::Mutex<Vec<session_cache::Pending>>>>,
+    /// Stores issued tokens with group commit (see `grant_writer`).
+    grant_writer: Arc<grant_writer::GrantWriter>,
 }
 
 impl Store {
@@ -149,6 +152,7 @@ impl Store {
                 changes: Default::default(),
                 session_cache: Some(Arc::new(session_cache::SessionCache::new())),
                 unit_sessions: None,
+                grant_writer: Default::default(),
             })
         } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
             let connect = PgConnectOptions::from_str(url)
@@ -168,6 +172,7 @@ impl Store {
                 changes: Default::default(),
                 session_cache: None,
                 unit_sessions: None,
+                grant_writer: Default::default(),
             })
         } else {
             Err(StoreError::Config(format!(
@@ -256,6 +261,7 @@ impl Store {
                 clock: self.clock.clone(),
                 changes: self.changes.clone(),
                 session_cache: self.session_cache.clone(),
+                grant_writer: self.grant_writer.clone(),
                 unit_sessions: Some(sessions.clone()),
             },
             tx,

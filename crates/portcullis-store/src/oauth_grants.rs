@@ -33,27 +33,44 @@ fn to_domain(m: oauth_grant::Model) -> Result<OAuthGrant, StoreError> {
     })
 }
 
+/// The row of a new grant (`id` assigned by the database; `used` and `revoked` start false).
+fn new_row(g: OAuthGrant) -> oauth_grant::ActiveModel {
+    oauth_grant::ActiveModel {
+        kind: Set(g.kind.as_str().to_owned()),
+        key_hash: Set(g.key_hash),
+        provider_id: Set(g.provider),
+        user_id: Set(g.user),
+        family: Set(g.family),
+        session_uuid: Set(g.session),
+        scope: Set(g.scope),
+        data: Set(g.data),
+        created: Set(g.created),
+        expires: Set(g.expires),
+        used: Set(false),
+        revoked: Set(false),
+        ..Default::default()
+    }
+}
+
 impl Store {
     /// Stores a grant (`id` is assigned; `used` and `revoked` start false).
     pub async fn create_oauth_grant(&self, g: OAuthGrant) -> Result<OAuthGrant, StoreError> {
-        let m = oauth_grant::ActiveModel {
-            kind: Set(g.kind.as_str().to_owned()),
-            key_hash: Set(g.key_hash),
-            provider_id: Set(g.provider),
-            user_id: Set(g.user),
-            family: Set(g.family),
-            session_uuid: Set(g.session),
-            scope: Set(g.scope),
-            data: Set(g.data),
-            created: Set(g.created),
-            expires: Set(g.expires),
-            used: Set(false),
-            revoked: Set(false),
-            ..Default::default()
+        to_domain(new_row(g).insert(&self.write).await?)
+    }
+
+    /// [`Store::create_oauth_grant`] without the stored row back: under load, many of these
+    /// share one commit (what the token endpoint uses for the tokens it hands out). Returns
+    /// once the grant is durable.
+    pub async fn record_oauth_grant(&self, g: OAuthGrant) -> Result<(), StoreError> {
+        let row = new_row(g);
+        match self.write.pool() {
+            Some(pool) => self.grant_writer.insert(pool, row).await,
+            // Inside a unit of work: part of its transaction, as everything else.
+            None => {
+                row.insert(&self.write).await?;
+                Ok(())
+            }
         }
-        .insert(&self.write)
-        .await?;
-        to_domain(m)
     }
 
     /// The grant of this kind whose secret hashes to `key_hash`, whatever its state (the caller

@@ -35,7 +35,11 @@ impl<K, V> Default for TtlMap<K, V> {
 
 impl<K: Eq + Hash + Clone, V: Clone> TtlMap<K, V> {
     /// The value for `key` if it is fresh for `generation`.
-    pub fn get(&self, key: &K, generation: u64) -> Option<V> {
+    pub fn get<Q>(&self, key: &Q, generation: u64) -> Option<V>
+    where
+        K: std::borrow::Borrow<Q>,
+        Q: Eq + Hash + ?Sized,
+    {
         let map = self.entries.lock().ok()?;
         let e = map.get(key)?;
         (e.generation == generation && e.at.elapsed() < TTL).then(|| e.value.clone())

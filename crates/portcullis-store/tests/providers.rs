@@ -1276,8 +1276,88 @@ async fn oauth_grants_single_use_and_families(b: Backend) {
     );
 }
 
+/// Recorded grants (what the token endpoint stores per token, many sharing one commit) are all
+/// there once each call returns, each with its own answer: a duplicate fails alone, not the
+/// others written with it. Inside a unit of work they go with the unit.
+async fn recorded_grants_are_durable_and_fail_alone(b: Backend) {
+    let (store, _db) = test_store(b).await;
+    let p = store
+        .create_provider(oauth2("P", Some("p")), &actor())
+        .await
+        .unwrap();
+    let u = store
+        .create_user(NewUser::named("alice"), &Actor::system())
+        .await
+        .unwrap()
+        .user;
+    let family = Uuid::new_v4();
+    store
+        .create_oauth_grant(grant(
+            OAuthGrantKind::AccessToken,
+            "taken",
+            p.pk,
+            u.pk,
+            family,
+        ))
+        .await
+        .unwrap();
+    // 200 at once, one of them a duplicate of a stored hash.
+    let mut tasks = Vec::new();
+    for i in 0..200 {
+        let store = store.clone();
+        let key = if i == 100 {
+            "taken".to_owned()
+        } else {
+            format!("at-{i}")
+        };
+        tasks.push(tokio::spawn(async move {
+            let g = grant(OAuthGrantKind::AccessToken, &key, p.pk, u.pk, family);
+            (key, store.record_oauth_grant(g).await)
+        }));
+    }
+    for t in tasks {
+        let (key, result) = t.await.unwrap();
+        if key == "taken" {
+            assert!(
+                matches!(result, Err(StoreError::Conflict { .. })),
+                "{result:?}"
+            );
+            continue;
+        }
+        result.unwrap();
+        let found = store
+            .find_oauth_grant(OAuthGrantKind::AccessToken, &key)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(found.family, family);
+        assert!(!found.used && !found.revoked, "recorded fresh");
+    }
+
+    let unit = store.begin_unit().await.unwrap();
+    unit.store()
+        .record_oauth_grant(grant(
+            OAuthGrantKind::AccessToken,
+            "in-unit",
+            p.pk,
+            u.pk,
+            family,
+        ))
+        .await
+        .unwrap();
+    unit.rollback().await.unwrap();
+    assert!(
+        store
+            .find_oauth_grant(OAuthGrantKind::AccessToken, "in-unit")
+            .await
+            .unwrap()
+            .is_none()
+    );
+}
+
 both_backends!(
     oauth_grants_single_use_and_families,
+    recorded_grants_are_durable_and_fail_alone,
     property_mappings_crud_and_events,
     property_mapping_conflicts,
     property_mappings_list_page_search_order,

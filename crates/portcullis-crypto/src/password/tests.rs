@@ -1,6 +1,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
 
 use super::*;
+use std::sync::Arc;
 
 // Reference vectors produced by Django's algorithms in Python (hashlib, argon2-cffi 25.1,
 // pyca bcrypt 5.0), in the exact formats Django stores.

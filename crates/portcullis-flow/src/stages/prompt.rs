@@ -90,7 +90,7 @@ async fn expression_values(
     let req = cx.policy_request().await?;
     let limits = cx.svc.policies.limits;
     let name = cx.stage.name.clone();
-    tokio::task::spawn_blocking(move || {
+    portcullis_policy::expression::off_thread(move || {
         sources
             .into_iter()
             .filter_map(|src| {

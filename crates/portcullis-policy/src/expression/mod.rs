@@ -34,14 +34,37 @@ mod run;
 #[cfg(test)]
 mod tests;
 
-use std::sync::Arc;
+use std::sync::{Arc, LazyLock};
 use std::time::Duration;
+
+use portcullis_core::pool::WorkerPool;
 
 use async_trait::async_trait;
 
 use crate::Policy;
 use crate::error::PolicyError;
 use crate::request::{NoUsers, PolicyRequest, PolicyResult, UserDirectory};
+
+/// The threads expressions run on (`portcullis-expr-N`, twice the CPUs, at least four): off
+/// the async workers, as they are CPU-bound, and never more than these at once, however many
+/// requests evaluate one. A run that hits its wall-clock limit holds one thread that long.
+static THREADS: LazyLock<WorkerPool> = LazyLock::new(|| {
+    let cpus = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
+    WorkerPool::new("portcullis-expr", (2 * cpus).max(4))
+});
+
+/// Runs `work` (expression runs) on the expression threads and waits for it.
+///
+/// # Errors
+/// [`PolicyError::Runtime`] when the work panicked or the threads are gone.
+pub async fn off_thread<T: Send + 'static>(
+    work: impl FnOnce() -> T + Send + 'static,
+) -> Result<T, PolicyError> {
+    THREADS.run(work).await.map_err(|e| PolicyError::Runtime {
+        line: None,
+        message: format!("expression task failed: {e}"),
+    })
+}
 
 /// The resource limits of one expression run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -4,7 +4,7 @@ use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
 use std::rc::Rc;
 use std::sync::Arc;
-use std::sync::LazyLock;
+use std::sync::{LazyLock, Mutex};
 use std::time::Instant;
 
 use starlark::ErrorKind;
@@ -158,6 +158,50 @@ pub(super) fn compile(
     Ok(ast)
 }
 
+/// Parsed expressions, so one that runs on every request (a scope mapping, a policy of a busy
+/// flow) is parsed once per process, not per run. Bounded by the source bytes it holds.
+struct Compiled {
+    asts: HashMap<(String, String), AstModule>,
+    bytes: usize,
+}
+
+/// Most source bytes [`COMPILED`] holds before it starts over (the parsed trees take a few times
+/// this).
+const COMPILED_MAX_BYTES: usize = 4 * 1024 * 1024;
+
+static COMPILED: LazyLock<Mutex<Compiled>> = LazyLock::new(|| {
+    Mutex::new(Compiled {
+        asts: HashMap::new(),
+        bytes: 0,
+    })
+});
+
+/// [`compile`], from the cache when this source was compiled before under the same name.
+fn compiled(
+    name: &str,
+    expression: &str,
+    limits: &ExpressionLimits,
+) -> Result<AstModule, PolicyError> {
+    let key = (name.to_owned(), expression.to_owned());
+    if expression.len() <= limits.max_source_bytes
+        && let Some(ast) = COMPILED.lock().ok().and_then(|c| c.asts.get(&key).cloned())
+    {
+        return Ok(ast);
+    }
+    let ast = compile(name, expression, limits)?;
+    if let Ok(mut cache) = COMPILED.lock() {
+        let size = name.len() + expression.len();
+        if cache.bytes + size > COMPILED_MAX_BYTES {
+            cache.asts.clear();
+            cache.bytes = 0;
+        }
+        if size <= COMPILED_MAX_BYTES && cache.asts.insert(key, ast.clone()).is_none() {
+            cache.bytes += size;
+        }
+    }
+    Ok(ast)
+}
+
 /// Finds a `*=` statement, which bypasses the size check on `*`.
 fn find_multiply_assign(ast: &AstModule) -> Option<usize> {
     fn go(stmt: &starlark::syntax::ast::AstStmt, ast: &AstModule, found: &mut Option<usize>) {
@@ -200,7 +244,7 @@ fn run_expression(
     want_value: bool,
 ) -> Result<(PolicyResult, serde_json::Value), PolicyError> {
     let limits = policy.limits;
-    let ast = compile(&policy.name, &policy.expression, &limits)?;
+    let ast = compiled(&policy.name, &policy.expression, &limits)?;
     let mut known_users = vec![req.user.clone()];
     if let Some(pending) = &req.pending_user {
         known_users.push(pending.clone());
