@@ -191,6 +191,44 @@ async fn application_of(
         .next())
 }
 
+/// Whether the application's policy bindings let `user` use it.
+async fn application_access(
+    state: &AppState,
+    app: &Application,
+    user: &portcullis_store::UserWithGroups,
+    request: &portcullis_flow::FlowRequest,
+) -> ApiResult<portcullis_policy::EngineResult> {
+    let preq = portcullis_policy::PolicyRequest::new(portcullis_policy::PolicyUser::from_user(
+        &user.user,
+        &user.groups,
+    ));
+    Ok(portcullis_flow::policies::evaluate_target(
+        &state.flows.policies,
+        app.uuid,
+        app.policy_engine_mode,
+        &preq,
+        &portcullis_policy::PolicyCache::new(),
+        &actor_of(user, request),
+    )
+    .await?)
+}
+
+/// Who events about `user`'s request name.
+fn actor_of(
+    user: &portcullis_store::UserWithGroups,
+    request: &portcullis_flow::FlowRequest,
+) -> portcullis_core::Actor {
+    portcullis_core::Actor {
+        user: Some(portcullis_core::EventUser {
+            pk: user.user.pk,
+            email: user.user.email.clone(),
+            username: user.user.username.clone(),
+        }),
+        client_ip: request.http.client_ip.clone(),
+        brand: None,
+    }
+}
+
 /// The application `slug` and its OAuth2 provider.
 async fn app_and_provider(state: &AppState, slug: &str) -> ApiResult<(Application, Provider)> {
     let app = state.store.find_application(slug).await?;
@@ -243,6 +281,7 @@ async fn discovery(
         "refresh_token",
         "implicit",
         "client_credentials",
+        "password",
         portcullis_oauth::device::GRANT_TYPE,
     ]
     .into_iter()
@@ -450,28 +489,7 @@ async fn authorize(state: &AppState, parts: Parts, query: &str) -> ApiResult<Res
 
     // The application's policies decide who may use it.
     let request = crate::flows_executor::flow_request(state, &parts, String::new()).await?;
-    let preq = portcullis_policy::PolicyRequest::new(portcullis_policy::PolicyUser::from_user(
-        &user.user,
-        &user.groups,
-    ));
-    let actor = portcullis_core::Actor {
-        user: Some(portcullis_core::EventUser {
-            pk: user.user.pk,
-            email: user.user.email.clone(),
-            username: user.user.username.clone(),
-        }),
-        client_ip: request.http.client_ip.clone(),
-        brand: None,
-    };
-    let access = portcullis_flow::policies::evaluate_target(
-        &state.flows.policies,
-        app.uuid,
-        app.policy_engine_mode,
-        &preq,
-        &portcullis_policy::PolicyCache::new(),
-        &actor,
-    )
-    .await?;
+    let access = application_access(state, &app, &user, &request).await?;
     if !access.passing {
         if authorization.prompt.none {
             let e = OAuthError::new(ErrorCode::AccessDenied);
@@ -878,9 +896,16 @@ async fn token_endpoint(
         Some("refresh_token") => {
             token::refresh_token(&svc, &client, &form, &iss, &mut outcome).await
         }
+        Some("client_credentials" | "password") if form.get("username").is_some() => {
+            app_password_grant(&state, &parts, &client, app, &form, &iss).await?
+        }
         Some("client_credentials") => {
             token::client_credentials_grant(&svc, &client, &form, &iss).await
         }
+        Some("password") => Err(OAuthError::described(
+            ErrorCode::InvalidRequest,
+            "username and password are required",
+        )),
         Some(portcullis_oauth::device::GRANT_TYPE) => {
             portcullis_oauth::device::device_code_grant(&svc, &client, &form, &iss).await
         }
@@ -911,6 +936,54 @@ async fn token_endpoint(
         ),
         Err(e) => oauth_error_response(&e, creds.basic),
     })
+}
+
+/// `grant_type=password` (or `client_credentials` with a `username`): a user's app password,
+/// the application's policies for that user, then the user's tokens and a `login` event, as
+/// authentik does.
+async fn app_password_grant(
+    state: &AppState,
+    parts: &Parts,
+    client: &token::Client,
+    app: &Application,
+    form: &TokenForm,
+    iss: &str,
+) -> ApiResult<Result<issue::TokenResponse, OAuthError>> {
+    let svc = services(state);
+    let (user, identifier) = match token::app_password_user(&svc, client, form).await {
+        Ok(v) => v,
+        Err(e) => return Ok(Err(e)),
+    };
+    let request = crate::flows_executor::flow_request(state, parts, String::new()).await?;
+    if !application_access(state, app, &user, &request)
+        .await?
+        .passing
+    {
+        return Ok(Err(OAuthError::described(
+            ErrorCode::InvalidGrant,
+            "the user may not use this application",
+        )));
+    }
+    let tokens = token::account_tokens(&svc, client, form, iss, &user).await;
+    if tokens.is_ok() {
+        let event = NewEvent {
+            action: EventAction::Login,
+            app: "authentik.providers.oauth2.views.token".to_owned(),
+            context: json!({
+                "method": "token",
+                "method_args": {"identifier": identifier},
+                "application": {
+                    "app": "authentik_core", "model_name": "application",
+                    "pk": app.uuid.simple().to_string(), "name": app.name,
+                },
+            }),
+        };
+        state
+            .store
+            .record_event(&actor_of(&user, &request), event)
+            .await?;
+    }
+    Ok(tokens)
 }
 
 // ----------------------------------------------------------------------------- userinfo

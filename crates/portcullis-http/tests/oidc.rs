@@ -1085,6 +1085,209 @@ async fn client_credentials_introspection_and_revocation(b: Backend) {
     assert_eq!(v["error"], "invalid_client", "{v}");
 }
 
+/// The password grant (and client_credentials naming a user) takes a user's app password, never
+/// their password, checks the application's policies for that user, and gives that user's
+/// tokens; anything else is invalid_grant and issues nothing.
+async fn password_grant_with_app_passwords(b: Backend) {
+    let s = setup(b, "default-provider-authorization-implicit-consent").await;
+    let api = |m: reqwest::Method, p: &str| s.app.request(m, p, Some(&s.app.admin_token));
+    let new_token = |identifier: &'static str, body: Value| {
+        let create = api(reqwest::Method::POST, "/api/v3/core/tokens/").json(&body);
+        let view = api(
+            reqwest::Method::GET,
+            &format!("/api/v3/core/tokens/{identifier}/view_key/"),
+        );
+        async move {
+            assert_eq!(create.send().await.unwrap().status(), StatusCode::CREATED);
+            view.send().await.unwrap().json::<Value>().await.unwrap()["key"]
+                .as_str()
+                .unwrap()
+                .to_owned()
+        }
+    };
+    let app_password = new_token(
+        "grafana",
+        json!({"identifier": "grafana", "intent": "app_password", "expiring": false}),
+    )
+    .await;
+    let api_key = new_token(
+        "not-an-app-password",
+        json!({"identifier": "not-an-app-password", "intent": "api", "expiring": false}),
+    )
+    .await;
+    // An expired app password (made in the store: the API refuses dates in the past).
+    let expired_key = "expired-app-password-0123456789abcdef".to_owned();
+    s.app
+        .state
+        .store
+        .create_token(
+            portcullis_core::NewToken {
+                identifier: "expired".into(),
+                intent: portcullis_core::TokenIntent::AppPassword,
+                user_pk: s.app.admin_pk,
+                description: String::new(),
+                expires: Some(
+                    portcullis_core::Clock::now(&portcullis_core::SystemClock)
+                        - chrono::Duration::hours(1),
+                ),
+                expiring: true,
+                managed: None,
+                key: expired_key.clone(),
+            },
+            portcullis_crypto::sha256_hex(expired_key.as_bytes()),
+            s.app.state.secrets.encrypt_str(&expired_key).unwrap(),
+            &portcullis_core::Actor::system(),
+        )
+        .await
+        .unwrap();
+    let token = |pairs: Vec<(&str, &str)>| {
+        let body = form_urlencoded::Serializer::new(String::new())
+            .extend_pairs(pairs)
+            .finish();
+        reqwest::Client::new()
+            .post(format!("{}/application/o/token/", s.app.url))
+            .basic_auth(&s.client_id, Some(&s.client_secret))
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(body)
+            .send()
+    };
+    let grants_before = s
+        .app
+        .state
+        .store
+        .list_oauth_grants_of_provider(s.provider as i32)
+        .await
+        .unwrap()
+        .len();
+    for (grant_type, username, password, error) in [
+        ("password", "admin", "wrong", "invalid_grant"),
+        ("password", "admin", PASSWORD, "invalid_grant"),
+        ("password", "admin", api_key.as_str(), "invalid_grant"),
+        ("password", "admin", expired_key.as_str(), "invalid_grant"),
+        (
+            "password",
+            "someone-else",
+            app_password.as_str(),
+            "invalid_grant",
+        ),
+        (
+            "client_credentials",
+            "someone-else",
+            app_password.as_str(),
+            "invalid_grant",
+        ),
+    ] {
+        let r = token(vec![
+            ("grant_type", grant_type),
+            ("username", username),
+            ("password", password),
+        ])
+        .await
+        .unwrap();
+        assert_eq!(r.status(), StatusCode::BAD_REQUEST, "{username}/{password}");
+        let v: Value = r.json().await.unwrap();
+        assert_eq!(v["error"], error, "{username}/{password}: {v}");
+    }
+    let r = token(vec![
+        ("grant_type", "password"),
+        ("password", &app_password),
+    ])
+    .await
+    .unwrap();
+    assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+    assert_eq!(r.json::<Value>().await.unwrap()["error"], "invalid_request");
+    assert_eq!(
+        s.app
+            .state
+            .store
+            .list_oauth_grants_of_provider(s.provider as i32)
+            .await
+            .unwrap()
+            .len(),
+        grants_before,
+        "nothing issued"
+    );
+
+    // Both spellings give the user's own tokens.
+    for grant_type in ["password", "client_credentials"] {
+        let r = token(vec![
+            ("grant_type", grant_type),
+            ("username", "admin"),
+            ("password", &app_password),
+            ("scope", "openid profile"),
+        ])
+        .await
+        .unwrap();
+        assert_eq!(r.status(), StatusCode::OK, "{grant_type}");
+        let v: Value = r.json().await.unwrap();
+        assert!(
+            v["id_token"].is_string() && v.get("refresh_token").is_none(),
+            "{v}"
+        );
+        let info: Value = reqwest::Client::new()
+            .get(format!("{}/application/o/userinfo/", s.app.url))
+            .bearer_auth(v["access_token"].as_str().unwrap())
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(info["preferred_username"], "admin", "{info}");
+    }
+    let logins: Value = api(reqwest::Method::GET, "/api/v3/events/events/?action=login")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let by_token: Vec<&Value> = logins["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["context"]["method"] == "token")
+        .collect();
+    assert_eq!(by_token.len(), 2, "{logins}");
+    assert_eq!(
+        by_token[0]["context"]["method_args"]["identifier"],
+        "grafana"
+    );
+    assert!(!logins.to_string().contains(&app_password));
+
+    // The application's policies apply to the user.
+    let policy: Value = api(reqwest::Method::POST, "/api/v3/policies/expression/")
+        .json(&json!({"name": "nobody", "expression": "return False"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let app: Value = api(reqwest::Method::GET, "/api/v3/core/applications/rp/")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let r = api(reqwest::Method::POST, "/api/v3/policies/bindings/")
+        .json(&json!({"policy": policy["pk"], "target": app["pk"], "order": 0}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::CREATED);
+    let r = token(vec![
+        ("grant_type", "password"),
+        ("username", "admin"),
+        ("password", &app_password),
+    ])
+    .await
+    .unwrap();
+    assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+    assert_eq!(r.json::<Value>().await.unwrap()["error"], "invalid_grant");
+}
+
 /// RP-initiated logout: only to a registered logout URI, with the state, after the
 /// invalidation flow.
 async fn end_session_returns_to_registered_uris_only(b: Backend) {
@@ -1856,6 +2059,7 @@ async fn codes_and_tokens_are_bound_to_their_client_and_expire(b: Backend) {
 }
 
 both_backends!(
+    password_grant_with_app_passwords,
     codes_and_tokens_are_bound_to_their_client_and_expire,
     private_key_jwt_and_client_secret_jwt,
     device_code_flow,

@@ -10,9 +10,9 @@ use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use std::sync::Arc;
 
-use portcullis_core::{Application, OAuthGrantKind, Provider};
+use portcullis_core::{Application, OAuthGrantKind, Provider, TokenIntent};
 use portcullis_crypto::{constant_time_eq, sha256_hex};
-use portcullis_store::StoreError;
+use portcullis_store::{StoreError, UserWithGroups};
 
 use crate::error::{ErrorCode, OAuthError};
 use crate::issue::{
@@ -433,7 +433,8 @@ pub async fn refresh_token(
 
 /// `grant_type=client_credentials`: the client acts as itself, through its service account
 /// `ak-<provider name>-client_credentials` (created on first use, as authentik does). Only
-/// confidential clients; no refresh token.
+/// confidential clients; no refresh token. (With a `username`, the grant is
+/// [`app_password_user`]'s instead, as in authentik.)
 pub async fn client_credentials_grant(
     svc: &OAuthServices,
     client: &Client,
@@ -445,6 +446,65 @@ pub async fn client_credentials_grant(
     {
         return Err(OAuthError::new(ErrorCode::UnauthorizedClient));
     }
+    let user = service_account(svc, &client.provider).await?;
+    account_tokens(svc, client, form, issuer, &user).await
+}
+
+/// The user of a `password` grant, or of a `client_credentials` grant that names a
+/// `username` (authentik treats both alike): `password` must be the key of an unexpired app
+/// password (a token with intent `app_password`) of the active user `username`, never the
+/// user's own password. Every failure is the same `invalid_grant`. Returns the user and the
+/// token's identifier (for the login event). The caller checks the application's policies
+/// before [`account_tokens`].
+pub async fn app_password_user(
+    svc: &OAuthServices,
+    client: &Client,
+    form: &TokenForm,
+) -> Result<(UserWithGroups, String), OAuthError> {
+    let grant_type = form.get("grant_type").unwrap_or_default();
+    if !client.config.allows_grant(grant_type) {
+        return Err(OAuthError::new(ErrorCode::UnauthorizedClient));
+    }
+    let invalid = || OAuthError::described(ErrorCode::InvalidGrant, "invalid credentials");
+    let (Some(username), Some(password)) = (form.get("username"), form.get("password")) else {
+        return Err(OAuthError::described(
+            ErrorCode::InvalidRequest,
+            "username and password are required",
+        ));
+    };
+    let token = match svc
+        .store
+        .find_token_by_key_hash(&sha256_hex(password.as_bytes()))
+        .await
+    {
+        Ok(t) => t,
+        Err(StoreError::NotFound) => return Err(invalid()),
+        Err(e) => return Err(e.into()),
+    };
+    if token.intent != TokenIntent::AppPassword || token.is_expired(svc.clock.now()) {
+        return Err(invalid());
+    }
+    let user = match svc.store.find_user(token.user_pk).await {
+        Ok(u) => u,
+        Err(StoreError::NotFound) => return Err(invalid()),
+        Err(e) => return Err(e.into()),
+    };
+    if !user.user.is_active || user.user.username != username {
+        return Err(invalid());
+    }
+    Ok((user, token.identifier))
+}
+
+/// The tokens of a grant where a client acts as an account (its service account, or a user
+/// through an app password): the asked scopes the provider offers (all of them when none are
+/// asked), an access token, an ID token with `openid`, no refresh token.
+pub async fn account_tokens(
+    svc: &OAuthServices,
+    client: &Client,
+    form: &TokenForm,
+    issuer: &str,
+    user: &UserWithGroups,
+) -> Result<TokenResponse, OAuthError> {
     let offered = crate::issue::provider_scopes(svc, &client.provider).await?;
     let asked = Scopes::parse(form.get("scope").unwrap_or(""))?;
     let scopes: Vec<String> = if asked.is_empty() {
@@ -456,14 +516,13 @@ pub async fn client_credentials_grant(
             .map(str::to_owned)
             .collect()
     };
-    let user = service_account(svc, &client.provider).await?;
     let signer = signer(svc, &client.provider, &client.config).await?;
     let now = svc.clock.now().timestamp();
     let sub = GrantSubject {
         issuer,
         provider: &client.provider,
         config: &client.config,
-        user: &user,
+        user,
         scopes: &scopes,
         session: None,
         family: uuid::Uuid::new_v4(),

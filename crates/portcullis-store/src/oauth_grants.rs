@@ -100,6 +100,20 @@ impl Store {
             .collect()
     }
 
+    /// Every grant of a provider (the admin's token lists; tests that nothing was issued).
+    pub async fn list_oauth_grants_of_provider(
+        &self,
+        provider: i32,
+    ) -> Result<Vec<OAuthGrant>, StoreError> {
+        oauth_grant::Entity::find()
+            .filter(oauth_grant::Column::ProviderId.eq(provider))
+            .all(&self.read)
+            .await?
+            .into_iter()
+            .map(to_domain)
+            .collect()
+    }
+
     /// Every grant a browser session led to (for its logout).
     pub async fn list_oauth_grants_of_session(
         &self,
