@@ -48,6 +48,8 @@ pub struct LoginRecord {
 
 /// The session data key of the time of the last login.
 pub const AUTH_TIME: &str = "auth_time";
+/// Session data key: how the user logged in (`password`, `app_password`, ...), from the flow.
+pub const AUTH_METHOD: &str = "auth_method";
 
 /// One request's view of its session.
 #[derive(Debug)]
@@ -160,6 +162,11 @@ impl SessionState {
     /// When the logged-in user authenticated (seconds since the epoch), if recorded.
     pub fn auth_time(&self) -> Option<i64> {
         self.session.as_ref()?.data.get(AUTH_TIME)?.as_i64()
+    }
+
+    /// How the logged-in user authenticated (`password`, `app_password`, ...), if recorded.
+    pub fn auth_method(&self) -> Option<&str> {
+        self.session.as_ref()?.data.get(AUTH_METHOD)?.as_str()
     }
 
     /// A value other parts of the server keep in the session (`key` is theirs; `flows` and

@@ -378,6 +378,13 @@ async fn code_flow_with_pkce_refresh_and_userinfo(b: Backend) {
     );
     assert_eq!(claims.issuer().as_str(), s.issuer);
     assert!(claims.auth_time().is_some());
+    let amr: Vec<String> = claims
+        .auth_method_refs()
+        .unwrap()
+        .iter()
+        .map(|m| m.to_string())
+        .collect();
+    assert_eq!(amr, ["pwd"], "a password login");
     // at_hash binds the access token to the ID token.
     let expected = AccessTokenHash::from_token(
         tokens.access_token(),

@@ -267,6 +267,15 @@ pub fn half_hash(alg: JwsAlgorithm, value: &str) -> String {
     URL_SAFE_NO_PAD.encode(bytes.get(..bytes.len() / 2).unwrap_or(bytes))
 }
 
+/// The `amr` claim (RFC 8176) for how the session's user logged in: `pwd` for a password or an
+/// app password. Empty (and left out) when unknown.
+pub fn amr(auth_method: Option<&str>) -> Vec<String> {
+    match auth_method {
+        Some("password" | "app_password") => vec!["pwd".to_owned()],
+        _ => Vec::new(),
+    }
+}
+
 /// What a code or refresh token carries to the tokens it leads to.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct GrantData {

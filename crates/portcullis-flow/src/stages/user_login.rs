@@ -102,6 +102,14 @@ impl StageView for UserLogin {
             .get(context::AUTH_METHOD)
             .cloned()
             .unwrap_or_else(|| json!("password"));
+        // Kept with the session: what OIDC's `amr` says later.
+        cx.session
+            .set_data(
+                &cx.svc.store,
+                crate::session::AUTH_METHOD,
+                Some(method.clone()),
+            )
+            .await?;
         let actor = cx.actor().await;
         // Written with the session, in one transaction (see SessionState::save).
         cx.session.record_login(LoginRecord {
