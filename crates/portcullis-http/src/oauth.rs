@@ -300,7 +300,7 @@ async fn discovery(
         "response_types_supported": ["code", "id_token", "id_token token", "code token", "code id_token", "code id_token token", "token", "none"],
         "response_modes_supported": ["query", "fragment", "form_post"],
         "grant_types_supported": grants,
-        "subject_types_supported": ["public"],
+        "subject_types_supported": [if config.sub_mode == portcullis_oauth::provider::SubMode::Pairwise { "pairwise" } else { "public" }],
         "id_token_signing_alg_values_supported": [alg],
         "scopes_supported": scopes,
         "claims_supported": ["sub", "iss", "aud", "exp", "iat", "auth_time", "acr", "amr", "nonce", "sid",

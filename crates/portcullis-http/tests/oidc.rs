@@ -1295,6 +1295,159 @@ async fn password_grant_with_app_passwords(b: Backend) {
     assert_eq!(r.json::<Value>().await.unwrap()["error"], "invalid_grant");
 }
 
+/// Pairwise subjects: the same user has one `sub` per sector (the redirect URIs' host, or a
+/// sector_identifier_uri), stable across tokens; a provider without a sector is refused.
+async fn pairwise_subjects_per_sector(b: Backend) {
+    let s = setup(b, "default-provider-authorization-implicit-consent").await;
+    let api = |m: reqwest::Method, p: &str| s.app.request(m, p, Some(&s.app.admin_token));
+    let provider: Value = api(
+        reqwest::Method::GET,
+        &format!("/api/v3/providers/oauth2/{}/", s.provider),
+    )
+    .send()
+    .await
+    .unwrap()
+    .json()
+    .await
+    .unwrap();
+    let app_password = {
+        let r = api(reqwest::Method::POST, "/api/v3/core/tokens/")
+            .json(&json!({"identifier": "pw", "intent": "app_password", "expiring": false}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), StatusCode::CREATED);
+        api(reqwest::Method::GET, "/api/v3/core/tokens/pw/view_key/")
+            .send()
+            .await
+            .unwrap()
+            .json::<Value>()
+            .await
+            .unwrap()["key"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    };
+    // A provider and application per case; the admin's `sub` through each.
+    let mut n = 0;
+    let mut sub_of = async |extra: Value| -> (u16, Value, Option<String>) {
+        n += 1;
+        let mut body = json!({
+            "name": format!("P{n}"),
+            "authorization_flow": provider["authorization_flow"],
+            "invalidation_flow": provider["invalidation_flow"],
+            "property_mappings": provider["property_mappings"],
+            "sub_mode": "pairwise",
+        });
+        body.as_object_mut()
+            .unwrap()
+            .extend(extra.as_object().unwrap().clone());
+        let r = api(reqwest::Method::POST, "/api/v3/providers/oauth2/")
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        let status = r.status().as_u16();
+        let p: Value = r.json().await.unwrap();
+        if status != 201 {
+            return (status, p, None);
+        }
+        let slug = format!("p{n}");
+        let r = api(reqwest::Method::POST, "/api/v3/core/applications/")
+            .json(&json!({"name": slug, "slug": slug, "provider": p["pk"]}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), StatusCode::CREATED);
+        let mut subs = Vec::new();
+        for _ in 0..2 {
+            let v: Value = reqwest::Client::new()
+                .post(format!("{}/application/o/token/", s.app.url))
+                .basic_auth(
+                    p["client_id"].as_str().unwrap(),
+                    p["client_secret"].as_str(),
+                )
+                .header("content-type", "application/x-www-form-urlencoded")
+                .body(
+                    form_urlencoded::Serializer::new(String::new())
+                        .extend_pairs([
+                            ("grant_type", "password"),
+                            ("username", "admin"),
+                            ("password", app_password.as_str()),
+                            ("scope", "openid"),
+                        ])
+                        .finish(),
+                )
+                .send()
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
+            let id_token = v["id_token"].as_str().unwrap().to_owned();
+            let payload = id_token.split('.').nth(1).unwrap();
+            let claims: Value = serde_json::from_slice(
+                &base64::Engine::decode(&base64::engine::general_purpose::URL_SAFE_NO_PAD, payload)
+                    .unwrap(),
+            )
+            .unwrap();
+            subs.push(claims["sub"].as_str().unwrap().to_owned());
+        }
+        assert_eq!(subs[0], subs[1], "stable");
+        let discovery: Value = reqwest::get(format!(
+            "{}/application/o/{slug}/.well-known/openid-configuration",
+            s.app.url
+        ))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+        assert_eq!(discovery["subject_types_supported"], json!(["pairwise"]));
+        (status, p, subs.pop())
+    };
+    let uris = |urls: &[&str]| {
+        Value::Array(
+            urls.iter()
+                .map(|u| json!({"matching_mode": "strict", "url": u}))
+                .collect(),
+        )
+    };
+    let (_, _, a) = sub_of(
+        json!({"redirect_uris": uris(&["https://a.example/cb", "https://A.example/other"])}),
+    )
+    .await;
+    let (_, _, b) = sub_of(json!({"redirect_uris": uris(&["https://b.example/cb"])})).await;
+    let (_, p, a2) = sub_of(json!({
+        "redirect_uris": uris(&["https://b.example/cb", "https://c.example/cb"]),
+        "sector_identifier_uri": "https://a.example/sector.json",
+    }))
+    .await;
+    assert_eq!(p["sector_identifier_uri"], "https://a.example/sector.json");
+    let (a, b, a2) = (a.unwrap(), b.unwrap(), a2.unwrap());
+    assert_ne!(a, b, "two sectors, two subjects");
+    assert_eq!(a, a2, "one sector, one subject");
+    let hashed = portcullis_crypto::sha256_hex(
+        format!("{}-{}", s.app.admin_pk, s.app.state.install_id).as_bytes(),
+    );
+    assert!(a != hashed && b != hashed, "not the public hashed id");
+
+    // No sector: several hosts, or a regex entry, without a sector_identifier_uri.
+    for extra in [
+        json!({"redirect_uris": uris(&["https://a.example/cb", "https://b.example/cb"])}),
+        json!({"redirect_uris": [{"matching_mode": "regex", "url": "https://a\\.example/.*"}]}),
+        json!({"redirect_uris": []}),
+        json!({"redirect_uris": [], "sector_identifier_uri": "not a url"}),
+    ] {
+        let (status, body, _) = sub_of(extra.clone()).await;
+        assert_eq!(status, 400, "{extra}: {body}");
+        assert!(
+            body.get("sub_mode").is_some() || body.get("sector_identifier_uri").is_some(),
+            "{body}"
+        );
+    }
+}
+
 /// RP-initiated logout: only to a registered logout URI, with the state, after the
 /// invalidation flow.
 async fn end_session_returns_to_registered_uris_only(b: Backend) {
@@ -2066,6 +2219,7 @@ async fn codes_and_tokens_are_bound_to_their_client_and_expire(b: Backend) {
 }
 
 both_backends!(
+    pairwise_subjects_per_sector,
     password_grant_with_app_passwords,
     codes_and_tokens_are_bound_to_their_client_and_expire,
     private_key_jwt_and_client_secret_jwt,

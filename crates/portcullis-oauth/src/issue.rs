@@ -179,6 +179,13 @@ pub fn subject(svc: &OAuthServices, config: &OAuth2Config, user: &UserWithGroups
             .get("upn")
             .and_then(Value::as_str)
             .map_or_else(hashed, str::to_owned),
+        // Keyed with the install's secret id: without it, nobody can tell which user a
+        // pairwise subject is, nor match subjects of two sectors. (The API and blueprints
+        // refuse `pairwise` without a sector; were one missing, the empty sector is used.)
+        SubMode::Pairwise => {
+            let sector = config.sector().unwrap_or_default();
+            sha256_hex(format!("pairwise|{sector}|{}|{}", u.pk, svc.install_id).as_bytes())
+        }
     }
 }
 

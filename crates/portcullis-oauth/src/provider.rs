@@ -60,16 +60,21 @@ pub enum SubMode {
     UserEmail,
     /// The user's `upn` attribute, falling back to the hashed id.
     UserUpn,
+    /// Beyond authentik: a pairwise identifier (OIDC Core §8.1), different for every sector
+    /// (see [`OAuth2Config::sector`]), so applications of different sectors cannot correlate
+    /// their users by `sub`.
+    Pairwise,
 }
 
 impl SubMode {
-    pub const ALL: [SubMode; 6] = [
+    pub const ALL: [SubMode; 7] = [
         SubMode::HashedUserId,
         SubMode::UserId,
         SubMode::UserUuid,
         SubMode::UserUsername,
         SubMode::UserEmail,
         SubMode::UserUpn,
+        SubMode::Pairwise,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -80,6 +85,7 @@ impl SubMode {
             SubMode::UserUsername => "user_username",
             SubMode::UserEmail => "user_email",
             SubMode::UserUpn => "user_upn",
+            SubMode::Pairwise => "pairwise",
         }
     }
 
@@ -189,6 +195,9 @@ pub struct OAuth2Config {
     pub jwt_federation_providers: Vec<i32>,
     /// The client's public keys (a JWK Set) for `private_key_jwt`; `null` when none.
     pub jwks: serde_json::Value,
+    /// Beyond authentik: the sector of `pairwise` subjects (OIDC Core §8.1), as a URL whose
+    /// host names it; empty: the one host of the redirect URIs.
+    pub sector_identifier_uri: String,
 }
 
 impl Default for OAuth2Config {
@@ -212,6 +221,7 @@ impl Default for OAuth2Config {
             jwt_federation_sources: Vec::new(),
             jwt_federation_providers: Vec::new(),
             jwks: serde_json::Value::Null,
+            sector_identifier_uri: String::new(),
         }
     }
 }
@@ -288,6 +298,31 @@ impl OAuth2Config {
     #[must_use]
     pub fn allows_grant(&self, grant_type: &str) -> bool {
         self.grant_types.iter().any(|g| g == grant_type)
+    }
+
+    /// The sector of pairwise subjects: the host of `sector_identifier_uri`, else the host all
+    /// strict authorization redirect URIs share. `None` when neither gives one host (a regex
+    /// entry, several hosts, no URIs): `pairwise` then needs a `sector_identifier_uri`.
+    #[must_use]
+    pub fn sector(&self) -> Option<String> {
+        let host = |u: &str| {
+            url::Url::parse(u)
+                .ok()
+                .and_then(|u| u.host_str().map(str::to_ascii_lowercase))
+        };
+        if !self.sector_identifier_uri.is_empty() {
+            return host(&self.sector_identifier_uri);
+        }
+        let uris = self.redirect_uris_of(crate::redirect_uri::RedirectUriType::Authorization);
+        let mut hosts = uris.iter().map(|r| {
+            (r.matching_mode == crate::redirect_uri::MatchingMode::Strict)
+                .then(|| host(&r.url))
+                .flatten()
+        });
+        let first = hosts.next()??;
+        hosts
+            .all(|h| h.as_deref() == Some(first.as_str()))
+            .then_some(first)
     }
 
     /// The redirect URIs of the given use (authorization or logout).

@@ -81,6 +81,9 @@ pub struct OAuth2ProviderSerializer {
     /// Beyond authentik: the client's public keys (a JWK Set) for `private_key_jwt`.
     #[schema(value_type = Option<Object>)]
     pub jwks: Value,
+    /// Beyond authentik: for `sub_mode` `pairwise`, a URL whose host names the sector (empty:
+    /// the one host of the redirect URIs).
+    pub sector_identifier_uri: String,
 }
 
 /// authentik's `OAuth2ProviderRequest` (every field optional here: PATCH uses the same type).
@@ -117,6 +120,8 @@ pub struct OAuth2ProviderRequest {
     #[serde(default, deserialize_with = "nullable")]
     #[schema(value_type = Option<Object>)]
     pub jwks: Option<Option<Value>>,
+    /// Beyond authentik: for `sub_mode` `pairwise`, a URL whose host names the sector.
+    pub sector_identifier_uri: Option<String>,
 }
 
 /// authentik's `Provider` (`providers/all/`).
@@ -256,6 +261,7 @@ pub(crate) async fn oauth2_serializer(
         jwt_federation_sources: c.jwt_federation_sources.clone(),
         jwt_federation_providers: c.jwt_federation_providers.clone(),
         jwks: c.jwks.clone(),
+        sector_identifier_uri: c.sector_identifier_uri.clone(),
     })
 }
 
@@ -536,6 +542,24 @@ async fn apply(
     if let Some(v) = r.jwks {
         c.jwks = v.unwrap_or(Value::Null);
     }
+    if let Some(v) = r.sector_identifier_uri {
+        c.sector_identifier_uri = v;
+    }
+    let mut errors = FieldErrors::default();
+    if !c.sector_identifier_uri.is_empty()
+        && url::Url::parse(&c.sector_identifier_uri)
+            .ok()
+            .and_then(|u| u.host_str().map(str::to_owned))
+            .is_none()
+    {
+        errors.add("sector_identifier_uri", "Enter a valid URL.");
+    } else if c.sub_mode == SubMode::Pairwise && c.sector().is_none() {
+        errors.add(
+            "sub_mode",
+            "Pairwise subjects need a sector: redirect URIs on one host (strict), or a sector_identifier_uri.",
+        );
+    }
+    check(errors)?;
     match r.client_secret {
         Some(s) if s.is_empty() => c.client_secret = String::new(),
         Some(s) => c.client_secret = state.secrets.encrypt_str(&s)?,
