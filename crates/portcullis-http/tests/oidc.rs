@@ -1448,6 +1448,75 @@ async fn pairwise_subjects_per_sector(b: Backend) {
     }
 }
 
+/// The `claims` request parameter (OIDC Core 5.5) asks for claims of granted scopes in the ID
+/// token when the provider keeps them out of it; a claim of a scope not granted stays out.
+async fn claims_parameter_selects_id_token_claims(b: Backend) {
+    let s = setup(b, "default-provider-authorization-implicit-consent").await;
+    let r = s
+        .app
+        .request(
+            reqwest::Method::PATCH,
+            &format!("/api/v3/providers/oauth2/{}/", s.provider),
+            Some(&s.app.admin_token),
+        )
+        .json(&json!({"include_claims_in_id_token": false}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    let mut browser = Browser::new(&s.app);
+    let redirect = form_urlencoded::byte_serialize(REDIRECT.as_bytes()).collect::<String>();
+    let mut id_token_of = async |claims: Option<Value>| -> Value {
+        let extra = claims.map_or_else(String::new, |c| {
+            format!(
+                "&claims={}",
+                form_urlencoded::byte_serialize(c.to_string().as_bytes()).collect::<String>()
+            )
+        });
+        let url = format!(
+            "{}/application/o/authorize/?client_id={}&redirect_uri={redirect}&response_type=code&scope=openid%20email&state=st{extra}",
+            s.app.url, s.client_id
+        );
+        let r = browser.authorize(&url, &admin_answers).await;
+        let code = params(&r.location.unwrap())["code"].clone();
+        let (status, v) = token_request(
+            &s,
+            &[
+                ("grant_type", "authorization_code"),
+                ("code", &code),
+                ("redirect_uri", REDIRECT),
+            ],
+            Some((&s.client_id, &s.client_secret)),
+        )
+        .await;
+        assert_eq!(status, StatusCode::OK, "{v}");
+        let payload = v["id_token"]
+            .as_str()
+            .unwrap()
+            .split('.')
+            .nth(1)
+            .unwrap()
+            .to_owned();
+        serde_json::from_slice(
+            &base64::Engine::decode(&base64::engine::general_purpose::URL_SAFE_NO_PAD, payload)
+                .unwrap(),
+        )
+        .unwrap()
+    };
+    let plain = id_token_of(None).await;
+    assert!(plain.get("email").is_none(), "{plain}");
+    let asked = id_token_of(Some(json!({
+        "id_token": {"email": {"essential": true}, "preferred_username": null},
+        "userinfo": {"name": null},
+    })))
+    .await;
+    assert_eq!(asked["email"], "admin@example.com", "{asked}");
+    assert!(
+        asked.get("preferred_username").is_none() && asked.get("name").is_none(),
+        "the profile scope was not granted: {asked}"
+    );
+}
+
 /// RP-initiated logout: only to a registered logout URI, with the state, after the
 /// invalidation flow.
 async fn end_session_returns_to_registered_uris_only(b: Backend) {
@@ -2219,6 +2288,7 @@ async fn codes_and_tokens_are_bound_to_their_client_and_expire(b: Backend) {
 }
 
 both_backends!(
+    claims_parameter_selects_id_token_claims,
     pairwise_subjects_per_sector,
     password_grant_with_app_passwords,
     codes_and_tokens_are_bound_to_their_client_and_expire,

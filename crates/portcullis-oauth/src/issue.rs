@@ -261,6 +261,16 @@ fn json_kind(v: &Value) -> &'static str {
     }
 }
 
+/// The claim names the `claims` request parameter asks for in `member` (`id_token` or
+/// `userinfo`).
+fn requested_claims<'a>(claims: Option<&'a Value>, member: &str) -> Vec<&'a str> {
+    claims
+        .and_then(|c| c.get(member))
+        .and_then(Value::as_object)
+        .map(|m| m.keys().map(String::as_str).collect())
+        .unwrap_or_default()
+}
+
 /// The left half of the hash of `value`, base64url (`at_hash`, `c_hash`; OIDC Core §3.3.2.11),
 /// with the hash of the signing algorithm.
 pub fn half_hash(alg: JwsAlgorithm, value: &str) -> String {
@@ -479,8 +489,11 @@ pub async fn issue_tokens(
         if let Some(code) = opts.code {
             id.insert("c_hash".into(), json!(half_hash(signer.algorithm(), code)));
         }
-        if sub.config.include_claims_in_id_token {
-            for (k, v) in &claims {
+        // The scope claims, or (OIDC Core §5.5) those of them the `claims` request parameter
+        // asks for in the ID token. Only claims of granted scopes are ever released.
+        let asked = requested_claims(sub.data.claims.as_ref(), "id_token");
+        for (k, v) in &claims {
+            if sub.config.include_claims_in_id_token || asked.contains(&k.as_str()) {
                 id.entry(k.clone()).or_insert_with(|| v.clone());
             }
         }
