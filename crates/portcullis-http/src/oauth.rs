@@ -1359,10 +1359,18 @@ async fn device_user_page(State(state): State<Arc<AppState>>, parts: Parts) -> A
         ));
     };
     let svc = services(&state);
+    if svc.cache.wrong_device_codes.blocked(user.user.pk) {
+        let r = device_page(
+            "Too many wrong codes. Try again in a few minutes.",
+            StatusCode::TOO_MANY_REQUESTS,
+        );
+        return Ok(crate::session::with_cookies(r, &session, &parts));
+    }
     let found = portcullis_oauth::device::find_user_code(&svc, &typed)
         .await
         .map_err(|e| ApiError::Internal(format!("{e:?}")))?;
     let Some((grant, provider)) = found else {
+        svc.cache.wrong_device_codes.failed(user.user.pk);
         let r = device_page(
             "This code is not valid or has expired. Check the device and try again.",
             StatusCode::BAD_REQUEST,

@@ -1865,6 +1865,22 @@ async fn device_code_flow(b: Backend) {
         (st, body["error"].as_str()),
         (StatusCode::BAD_REQUEST, Some("invalid_grant"))
     );
+
+    // Guessing: after ten wrong codes (two above) the page stops looking codes up for this
+    // user for a while, even a right one.
+    let next: CoreDeviceAuthorizationResponse = client
+        .exchange_device_code()
+        .request_async(&rp_http)
+        .await
+        .unwrap();
+    for _ in 0..8 {
+        let r = browser.get("/device?code=BBBB-BBBB").await;
+        assert_eq!(r.status, StatusCode::BAD_REQUEST);
+    }
+    let r = browser
+        .get(&format!("/device?code={}", next.user_code().secret()))
+        .await;
+    assert_eq!(r.status, StatusCode::TOO_MANY_REQUESTS);
 }
 
 /// A client assertion (RFC 7523) signed by the test with `jsonwebtoken`, independently of

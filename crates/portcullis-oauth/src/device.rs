@@ -106,6 +106,40 @@ pub async fn authorize_device(
     }))
 }
 
+/// Wrong user codes a person may type per [`GUESS_WINDOW`] before `/device` stops looking
+/// codes up for them: at 35 bits, guessing a code someone else is about to type stays hopeless.
+pub const MAX_WRONG_CODES: u32 = 10;
+/// The window [`MAX_WRONG_CODES`] counts over.
+pub const GUESS_WINDOW: std::time::Duration = std::time::Duration::from_secs(600);
+
+/// Wrong user codes per user, in this process (each process of a PostgreSQL deployment counts
+/// its own).
+#[derive(Debug, Default)]
+pub struct WrongCodes {
+    users: std::sync::Mutex<std::collections::HashMap<i32, (u32, std::time::Instant)>>,
+}
+
+impl WrongCodes {
+    /// Whether `user` has typed too many wrong codes lately.
+    pub fn blocked(&self, user: i32) -> bool {
+        let Ok(mut users) = self.users.lock() else {
+            return true;
+        };
+        users.retain(|_, (_, since)| since.elapsed() < GUESS_WINDOW);
+        users.get(&user).is_some_and(|(n, _)| *n >= MAX_WRONG_CODES)
+    }
+
+    /// Counts a wrong code typed by `user`.
+    pub fn failed(&self, user: i32) {
+        if let Ok(mut users) = self.users.lock() {
+            let entry = users
+                .entry(user)
+                .or_insert_with(|| (0, std::time::Instant::now()));
+            entry.0 += 1;
+        }
+    }
+}
+
 /// A user code waiting for a person: its grant and the provider.
 pub async fn find_user_code(
     svc: &OAuthServices,

@@ -52,6 +52,8 @@ pub struct OAuthCache {
     mappings: TtlMap<i32, Arc<Vec<PropertyMapping>>>,
     pub(crate) clients: TtlMap<String, Arc<crate::token::Client>>,
     pub(crate) service_accounts: TtlMap<i32, Arc<UserWithGroups>>,
+    /// Wrong codes typed at `/device`, per user.
+    pub wrong_device_codes: crate::device::WrongCodes,
 }
 
 impl std::fmt::Debug for OAuthCache {
