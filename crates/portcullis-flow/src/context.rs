@@ -20,6 +20,9 @@ pub const INVALID_ATTEMPTS: &str = "user_invalid_login_attempts";
 pub const CONSENT_PERMISSIONS: &str = "consent_permissions";
 /// The identification stage's "remember me" choice.
 pub const REMEMBER_ME: &str = "remember_me";
+/// Who the application expects to log in (OIDC's `login_hint`, passed as `login_hint` in the
+/// flow page's query): the identification stage fills it in. Only a suggestion.
+pub const LOGIN_HINT: &str = "login_hint";
 /// Set by the user_logout stage, so later stages know the person logged out.
 pub const LOGGED_OUT: &str = "logged_out";
 

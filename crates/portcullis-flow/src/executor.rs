@@ -92,6 +92,9 @@ pub fn safe_next(next: &str) -> Option<&str> {
     ok.then_some(next)
 }
 
+/// The longest `login_hint` kept (a username or email is at most 150 / 254 characters).
+const MAX_LOGIN_HINT: usize = 254;
+
 fn query_param(query: &str, name: &str) -> Option<String> {
     form_urlencoded::parse(query.as_bytes())
         .find(|(k, _)| k == name)
@@ -293,6 +296,14 @@ impl<'a> Executor<'a> {
             created: self.svc.clock.now(),
             challenge: None,
         };
+        if let Some(hint) = query_param(&self.request.query, context::LOGIN_HINT) {
+            let hint: String = hint.trim().chars().take(MAX_LOGIN_HINT).collect();
+            if !hint.is_empty() {
+                plan.context
+                    .entry(context::LOGIN_HINT)
+                    .or_insert_with(|| serde_json::json!(hint));
+            }
+        }
         // A logged-in user is the flow's pending user (settings flows update them), as in authentik.
         if let Some(u) = self.session.user() {
             plan.context

@@ -473,6 +473,18 @@ async fn authorize(state: &AppState, parts: Parts, query: &str) -> ApiResult<Res
                 )
             }
         };
+        // OIDC's login_hint: the login page fills it in.
+        let to = match authorization
+            .login_hint
+            .as_deref()
+            .filter(|h| !h.is_empty())
+        {
+            Some(hint) => format!(
+                "{to}&login_hint={}",
+                portcullis_flow::executor::encode(hint)
+            ),
+            None => to,
+        };
         if session.user().is_some() {
             // A fresh login is required: the current one ends.
             session.logout(&state.store).await?;

@@ -597,6 +597,32 @@ async fn refusals_issue_nothing(b: Backend) {
     assert_eq!(p["error"], "login_required");
     assert_eq!(p["state"], "z");
 
+    // Logged out with login_hint: the login page is told, and its identification stage fills
+    // the name in.
+    let r = browser
+        .get(&authorize(&format!(
+            "client_id={}&redirect_uri={redirect}&response_type=code&scope=openid&login_hint=ada%40example.com&state=z",
+            s.client_id
+        )))
+        .await;
+    let to = r.location.unwrap();
+    let (path, query) = to.split_once('?').unwrap();
+    let slug = path.trim_start_matches("/if/flow/").trim_end_matches('/');
+    let page = form_urlencoded::parse(query.as_bytes()).collect::<BTreeMap<_, _>>();
+    assert_eq!(page["login_hint"], "ada@example.com", "{to}");
+    let c = browser
+        .get(&format!(
+            "/api/v3/flows/executor/{slug}/?query={}",
+            form_urlencoded::byte_serialize(query.as_bytes()).collect::<String>()
+        ))
+        .await;
+    assert_eq!(
+        c.body["component"], "ak-stage-identification",
+        "{:?}",
+        c.body
+    );
+    assert_eq!(c.body["pending_user_identifier"], "ada@example.com");
+
     // An unregistered redirect URI or unknown client: an error page, never a redirect.
     for q in [
         format!(

@@ -105,11 +105,9 @@ impl Identification {
         {
             ch = ch.with("application_pre", app);
         }
-        if let Some(id) = cx
-            .plan
-            .context
-            .get(context::PENDING_USER_IDENTIFIER)
-            .and_then(Value::as_str)
+        if let Some(id) = [context::PENDING_USER_IDENTIFIER, context::LOGIN_HINT]
+            .iter()
+            .find_map(|k| cx.plan.context.get(*k).and_then(Value::as_str))
         {
             ch = ch.with("pending_user_identifier", id);
         }
