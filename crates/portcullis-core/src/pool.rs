@@ -96,9 +96,10 @@ impl WorkerPool {
         if self.threads == 0 {
             return Err(PoolError::NoThreads(self.name.to_string()));
         }
-        let (done, result) = tokio::sync::oneshot::channel();
+        // A runtime-agnostic oneshot: the core knows no async runtime.
+        let (done, result) = futures_channel::oneshot::channel();
         let job: Job = Box::new(move || {
-            if done.is_closed() {
+            if done.is_canceled() {
                 return;
             }
             if let Ok(value) = std::panic::catch_unwind(std::panic::AssertUnwindSafe(work)) {
