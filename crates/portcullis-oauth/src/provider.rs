@@ -369,7 +369,9 @@ mod tests {
         for m in SubMode::ALL {
             assert_eq!(SubMode::parse(m.as_str()), Some(m));
         }
-        assert_eq!(SubMode::parse("pairwise"), None);
+        assert_eq!(SubMode::parse("pairwise"), Some(SubMode::Pairwise));
+        assert_eq!(SubMode::parse("Pairwise"), None);
+        assert_eq!(SubMode::parse("hashed_user_id "), None);
         assert_eq!(ClientType::parse("Public"), None);
         assert_eq!(IssuerMode::parse("global"), Some(IssuerMode::Global));
         assert_eq!(
