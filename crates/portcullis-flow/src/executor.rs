@@ -107,6 +107,8 @@ pub struct Executor<'a> {
     request: &'a FlowRequest,
     cache: PolicyCache,
     users: stages::UserMemo,
+    /// In-memory stages the next plan gets after the flow's own ([`Executor::start_with`]).
+    appended: Vec<portcullis_core::Stage>,
 }
 
 impl<'a> Executor<'a> {
@@ -121,6 +123,7 @@ impl<'a> Executor<'a> {
             request,
             cache: PolicyCache::new(),
             users: stages::UserMemo::default(),
+            appended: Vec::new(),
         }
     }
 
@@ -159,6 +162,17 @@ impl<'a> Executor<'a> {
             }
             Err(StoreError::NotFound) => Err(FlowError::NotFound),
             Err(e) => Err(e.into()),
+        }
+    }
+
+    /// The stage a plan step runs: its in-memory stage, or the stored one.
+    async fn planned_stage(
+        &self,
+        step: &PlannedStage,
+    ) -> Result<portcullis_core::Stage, StoreError> {
+        match &step.inline {
+            Some(stage) => Ok(stage.clone()),
+            None => self.stage(step.stage).await,
         }
     }
 
@@ -212,6 +226,18 @@ impl<'a> Executor<'a> {
         flow: uuid::Uuid,
         context: Map<String, Value>,
     ) -> Result<Challenge, FlowError> {
+        self.start_with(flow, context, Vec::new()).await
+    }
+
+    /// [`Executor::start`], with `appended` stages (not stored: see
+    /// [`PlannedStage::in_memory`]) walked after the flow's own.
+    pub async fn start_with(
+        &mut self,
+        flow: uuid::Uuid,
+        context: Map<String, Value>,
+        appended: Vec<portcullis_core::Stage>,
+    ) -> Result<Challenge, FlowError> {
+        self.appended = appended;
         self.switch_flow(flow, Some(context)).await
     }
 
@@ -374,8 +400,14 @@ impl<'a> Executor<'a> {
                 re_evaluate_policies: binding.re_evaluate_policies,
                 policy_engine_mode: binding.policy_engine_mode,
                 invalid_response_action: binding.invalid_response_action,
+                inline: None,
             });
         }
+        plan.stages.extend(
+            std::mem::take(&mut self.appended)
+                .into_iter()
+                .map(PlannedStage::in_memory),
+        );
         Ok(Ok(plan))
     }
 
@@ -411,7 +443,7 @@ impl<'a> Executor<'a> {
                 self.store_plan(None, &flow.slug).await?;
                 return Ok(Challenge::redirect(&self.final_redirect(&plan)));
             };
-            let stage = match self.stage(current.stage).await {
+            let stage = match self.planned_stage(&current).await {
                 Ok(s) => s,
                 // Deleted while the flow ran: skip it.
                 Err(StoreError::NotFound) => {
@@ -592,7 +624,7 @@ impl<'a> Executor<'a> {
         let Some(current) = plan.current().cloned() else {
             return Ok(Reply::Challenge(self.run(flow, plan).await?));
         };
-        let stage = match self.stage(current.stage).await {
+        let stage = match self.planned_stage(&current).await {
             Ok(s) => s,
             Err(StoreError::NotFound) => {
                 plan.advance();

@@ -18,6 +18,25 @@ pub struct PlannedStage {
     pub re_evaluate_policies: bool,
     pub policy_engine_mode: PolicyEngineMode,
     pub invalid_response_action: InvalidResponseAction,
+    /// A stage that exists only in this plan (authentik's `in_memory_stage`), e.g. the consent
+    /// an OIDC `prompt=consent` adds; `stage` is then its own uuid, not a stored stage.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub inline: Option<portcullis_core::Stage>,
+}
+
+impl PlannedStage {
+    /// A plan step running `stage`, which is not stored: no binding, no policies.
+    pub fn in_memory(stage: portcullis_core::Stage) -> Self {
+        PlannedStage {
+            binding: Uuid::nil(),
+            pbm_uuid: Uuid::nil(),
+            stage: stage.uuid,
+            re_evaluate_policies: false,
+            policy_engine_mode: PolicyEngineMode::Any,
+            invalid_response_action: InvalidResponseAction::Retry,
+            inline: Some(stage),
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

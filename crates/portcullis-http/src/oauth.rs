@@ -527,6 +527,7 @@ async fn authorize(state: &AppState, parts: Parts, query: &str) -> ApiResult<Res
     };
     let permissions = consent_permissions(state, &provider, &authorization.scopes).await?;
     let silent = authorization.prompt.none;
+    let authorization_prompt_consent = authorization.prompt.consent;
     let refuse = authorization.clone();
     let waiting = Pending {
         authorization,
@@ -541,7 +542,19 @@ async fn authorize(state: &AppState, parts: Parts, query: &str) -> ApiResult<Res
         &format!("/application/o/authorize/fulfil/?id={id}"),
     );
     if !silent {
-        return start_flow(state, session, &parts, &request, flow, ctx).await;
+        // prompt=consent: the person is asked whatever the flow would do (authentik appends
+        // an in-memory consent stage that always asks and remembers nothing).
+        let appended = if authorization_prompt_consent {
+            vec![portcullis_core::Stage {
+                uuid: Uuid::new_v4(),
+                name: "prompt-consent".to_owned(),
+                kind: "consentstage".to_owned(),
+                config: json!({"mode": portcullis_flow::stages::consent::ALWAYS_REQUIRE}),
+            }]
+        } else {
+            Vec::new()
+        };
+        return start_flow(state, session, &parts, &request, flow, ctx, appended).await;
     }
     // prompt=none: the flow runs now and may not ask anything (OIDC Core §3.1.2.6).
     let slug = state.store.find_flow(flow).await?.slug;
@@ -656,9 +669,10 @@ async fn start_flow(
     request: &portcullis_flow::FlowRequest,
     flow: Uuid,
     ctx: serde_json::Map<String, Value>,
+    appended: Vec<portcullis_core::Stage>,
 ) -> ApiResult<Response> {
     let challenge = Executor::new(&state.flows, &mut session, request)
-        .start(flow, ctx)
+        .start_with(flow, ctx, appended)
         .await?;
     session.save(&state.store).await?;
     let r = match challenge.field_str("to") {
@@ -1284,7 +1298,7 @@ async fn end_session(
         // No way back: the flow ends where flows end by default.
         ctx.remove(context::REDIRECT);
     }
-    start_flow(state, session, &parts, &request, flow, ctx).await
+    start_flow(state, session, &parts, &request, flow, ctx, Vec::new()).await
 }
 
 // --------------------------------------------------------------------------- device flow
@@ -1411,7 +1425,7 @@ async fn device_user_page(State(state): State<Arc<AppState>>, parts: Parts) -> A
     let scopes = grant.scopes();
     let permissions = consent_permissions(&state, &provider, &scopes).await?;
     let ctx = app_context(&app, permissions, &format!("/device/fulfil/?id={id}"));
-    start_flow(&state, session, &parts, &request, flow, ctx).await
+    start_flow(&state, session, &parts, &request, flow, ctx, Vec::new()).await
 }
 
 /// The authorization flow is done: the device code gets its user.

@@ -1543,6 +1543,48 @@ async fn claims_parameter_selects_id_token_claims(b: Backend) {
     );
 }
 
+/// prompt=consent asks even through a flow that never would (authentik's in-memory consent
+/// stage), every time, and remembers nothing.
+async fn prompt_consent_always_asks(b: Backend) {
+    let s = setup(b, "default-provider-authorization-implicit-consent").await;
+    let mut browser = Browser::new(&s.app);
+    let redirect = form_urlencoded::byte_serialize(REDIRECT.as_bytes()).collect::<String>();
+    let asked = std::cell::Cell::new(0);
+    let counting = |c: &Value| {
+        if c["component"] == "ak-stage-consent" {
+            asked.set(asked.get() + 1);
+            assert!(c["permissions"].to_string().contains("email"), "{c}");
+        }
+        admin_answers(c)
+    };
+    for (prompt, consents) in [
+        ("", 0),
+        ("&prompt=consent", 1),
+        ("&prompt=consent", 1),
+        ("", 0),
+    ] {
+        asked.set(0);
+        let url = format!(
+            "/application/o/authorize/?client_id={}&redirect_uri={redirect}&response_type=code&scope=openid%20email&state=st{prompt}",
+            s.client_id
+        );
+        let r = browser.authorize(&url, &counting).await;
+        assert_eq!(asked.get(), consents, "{prompt}");
+        let code = params(&r.location.unwrap())["code"].clone();
+        let (status, v) = token_request(
+            &s,
+            &[
+                ("grant_type", "authorization_code"),
+                ("code", &code),
+                ("redirect_uri", REDIRECT),
+            ],
+            Some((&s.client_id, &s.client_secret)),
+        )
+        .await;
+        assert_eq!(status, StatusCode::OK, "{v}");
+    }
+}
+
 /// RP-initiated logout: only to a registered logout URI, with the state, after the
 /// invalidation flow.
 async fn end_session_returns_to_registered_uris_only(b: Backend) {
@@ -2330,6 +2372,7 @@ async fn codes_and_tokens_are_bound_to_their_client_and_expire(b: Backend) {
 }
 
 both_backends!(
+    prompt_consent_always_asks,
     claims_parameter_selects_id_token_claims,
     pairwise_subjects_per_sector,
     password_grant_with_app_passwords,
