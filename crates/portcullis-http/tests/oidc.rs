@@ -568,6 +568,58 @@ async fn token_request(
     (status, r.json().await.unwrap_or(Value::Null))
 }
 
+/// The claims of a JWT, read without checking it (the tests that check signatures do so with
+/// the RP or jsonwebtoken).
+fn jwt_claims(token: &str) -> Value {
+    let payload = token.split('.').nth(1).unwrap();
+    serde_json::from_slice(
+        &base64::Engine::decode(&base64::engine::general_purpose::URL_SAFE_NO_PAD, payload)
+            .unwrap(),
+    )
+    .unwrap()
+}
+
+/// The admin's new token with this intent, made over the API; its key.
+async fn new_token(s: &Setup, identifier: &str, intent: &str) -> String {
+    let api = |m: reqwest::Method, p: &str| s.app.request(m, p, Some(&s.app.admin_token));
+    let r = api(reqwest::Method::POST, "/api/v3/core/tokens/")
+        .json(&json!({"identifier": identifier, "intent": intent, "expiring": false}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::CREATED);
+    api(
+        reqwest::Method::GET,
+        &format!("/api/v3/core/tokens/{identifier}/view_key/"),
+    )
+    .send()
+    .await
+    .unwrap()
+    .json::<Value>()
+    .await
+    .unwrap()["key"]
+        .as_str()
+        .unwrap()
+        .to_owned()
+}
+
+/// Redeems the code an authorization response carried; the token response.
+async fn redeem(s: &Setup, r: Resp) -> Value {
+    let code = params(&r.location.unwrap())["code"].clone();
+    let (status, v) = token_request(
+        s,
+        &[
+            ("grant_type", "authorization_code"),
+            ("code", &code),
+            ("redirect_uri", REDIRECT),
+        ],
+        Some((&s.client_id, &s.client_secret)),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{v}");
+    v
+}
+
 /// One code through the browser, for the negative cases.
 async fn fresh_code(s: &Setup, browser: &mut Browser, extra: &str) -> String {
     let url = format!(
@@ -1124,30 +1176,8 @@ async fn client_credentials_introspection_and_revocation(b: Backend) {
 async fn password_grant_with_app_passwords(b: Backend) {
     let s = setup(b, "default-provider-authorization-implicit-consent").await;
     let api = |m: reqwest::Method, p: &str| s.app.request(m, p, Some(&s.app.admin_token));
-    let new_token = |identifier: &'static str, body: Value| {
-        let create = api(reqwest::Method::POST, "/api/v3/core/tokens/").json(&body);
-        let view = api(
-            reqwest::Method::GET,
-            &format!("/api/v3/core/tokens/{identifier}/view_key/"),
-        );
-        async move {
-            assert_eq!(create.send().await.unwrap().status(), StatusCode::CREATED);
-            view.send().await.unwrap().json::<Value>().await.unwrap()["key"]
-                .as_str()
-                .unwrap()
-                .to_owned()
-        }
-    };
-    let app_password = new_token(
-        "grafana",
-        json!({"identifier": "grafana", "intent": "app_password", "expiring": false}),
-    )
-    .await;
-    let api_key = new_token(
-        "not-an-app-password",
-        json!({"identifier": "not-an-app-password", "intent": "api", "expiring": false}),
-    )
-    .await;
+    let app_password = new_token(&s, "grafana", "app_password").await;
+    let api_key = new_token(&s, "not-an-app-password", "api").await;
     // An expired app password (made in the store: the API refuses dates in the past).
     let expired_key = "expired-app-password-0123456789abcdef".to_owned();
     s.app
@@ -1336,24 +1366,7 @@ async fn pairwise_subjects_per_sector(b: Backend) {
     .json()
     .await
     .unwrap();
-    let app_password = {
-        let r = api(reqwest::Method::POST, "/api/v3/core/tokens/")
-            .json(&json!({"identifier": "pw", "intent": "app_password", "expiring": false}))
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(r.status(), StatusCode::CREATED);
-        api(reqwest::Method::GET, "/api/v3/core/tokens/pw/view_key/")
-            .send()
-            .await
-            .unwrap()
-            .json::<Value>()
-            .await
-            .unwrap()["key"]
-            .as_str()
-            .unwrap()
-            .to_owned()
-    };
+    let app_password = new_token(&s, "pw", "app_password").await;
     // A provider and application per case; the admin's `sub` through each.
     let mut n = 0;
     let mut sub_of = async |extra: Value| -> (u16, Value, Option<String>) {
@@ -1410,13 +1423,7 @@ async fn pairwise_subjects_per_sector(b: Backend) {
                 .json()
                 .await
                 .unwrap();
-            let id_token = v["id_token"].as_str().unwrap().to_owned();
-            let payload = id_token.split('.').nth(1).unwrap();
-            let claims: Value = serde_json::from_slice(
-                &base64::Engine::decode(&base64::engine::general_purpose::URL_SAFE_NO_PAD, payload)
-                    .unwrap(),
-            )
-            .unwrap();
+            let claims = jwt_claims(v["id_token"].as_str().unwrap());
             subs.push(claims["sub"].as_str().unwrap().to_owned());
         }
         assert_eq!(subs[0], subs[1], "stable");
@@ -1504,30 +1511,7 @@ async fn claims_parameter_selects_id_token_claims(b: Backend) {
             s.app.url, s.client_id
         );
         let r = browser.authorize(&url, &admin_answers).await;
-        let code = params(&r.location.unwrap())["code"].clone();
-        let (status, v) = token_request(
-            &s,
-            &[
-                ("grant_type", "authorization_code"),
-                ("code", &code),
-                ("redirect_uri", REDIRECT),
-            ],
-            Some((&s.client_id, &s.client_secret)),
-        )
-        .await;
-        assert_eq!(status, StatusCode::OK, "{v}");
-        let payload = v["id_token"]
-            .as_str()
-            .unwrap()
-            .split('.')
-            .nth(1)
-            .unwrap()
-            .to_owned();
-        serde_json::from_slice(
-            &base64::Engine::decode(&base64::engine::general_purpose::URL_SAFE_NO_PAD, payload)
-                .unwrap(),
-        )
-        .unwrap()
+        jwt_claims(redeem(&s, r).await["id_token"].as_str().unwrap())
     };
     let plain = id_token_of(None).await;
     assert!(plain.get("email").is_none(), "{plain}");
@@ -1570,18 +1554,7 @@ async fn prompt_consent_always_asks(b: Backend) {
         );
         let r = browser.authorize(&url, &counting).await;
         assert_eq!(asked.get(), consents, "{prompt}");
-        let code = params(&r.location.unwrap())["code"].clone();
-        let (status, v) = token_request(
-            &s,
-            &[
-                ("grant_type", "authorization_code"),
-                ("code", &code),
-                ("redirect_uri", REDIRECT),
-            ],
-            Some((&s.client_id, &s.client_secret)),
-        )
-        .await;
-        assert_eq!(status, StatusCode::OK, "{v}");
+        assert!(redeem(&s, r).await["access_token"].is_string());
     }
 }
 
@@ -1766,17 +1739,7 @@ async fn backchannel_logout_token_reaches_the_application(b: Backend) {
         )
         .unwrap()
         .clone();
-    let raw_id: Value = {
-        let payload = tokens.id_token().unwrap().to_string();
-        let part = payload.split('.').nth(1).unwrap().to_owned();
-        use base64::Engine;
-        serde_json::from_slice(
-            &base64::engine::general_purpose::URL_SAFE_NO_PAD
-                .decode(part)
-                .unwrap(),
-        )
-        .unwrap()
-    };
+    let raw_id = jwt_claims(&tokens.id_token().unwrap().to_string());
     assert!(got.lock().unwrap().is_empty());
 
     // The person logs out of Portcullis.

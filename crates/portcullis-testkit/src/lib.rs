@@ -23,6 +23,26 @@ pub struct TestDb {
 }
 
 /// The PostgreSQL admin URL tests create their databases from.
+/// A loopback port nobody listens on now, for a server a test starts as a separate process.
+/// Never the same one twice in this process; another process may still take it before the
+/// server binds it, so a caller retries on "Address already in use".
+pub fn free_port() -> u16 {
+    static GIVEN: std::sync::Mutex<Vec<u16>> = std::sync::Mutex::new(Vec::new());
+    let mut given = GIVEN
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    loop {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("a free loopback port")
+            .port();
+        if !given.contains(&port) {
+            given.push(port);
+            return port;
+        }
+    }
+}
+
 pub fn postgres_admin_url() -> String {
     std::env::var("PORTCULLIS_TEST_POSTGRES_URL").unwrap_or_else(|_| {
         panic!(

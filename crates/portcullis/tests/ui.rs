@@ -9,6 +9,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use portcullis_testkit::free_port;
+
 const BIN: &str = env!("CARGO_BIN_EXE_portcullis");
 const ADMIN: &str = "admin";
 const PASSWORD: &str = "correct horse battery staple";
@@ -16,24 +18,6 @@ const PASSWORD: &str = "correct horse battery staple";
 const TOKEN: &str = "ui-test-token-0123456789abcdef";
 /// The whole node run; each browser step inside it is bounded at 10 s by the script itself.
 const NODE_DEADLINE: Duration = Duration::from_secs(180);
-
-/// A port nobody listens on now. Never the same one twice in this process; another process may
-/// still take it before the server binds it, which `Server::start` answers by trying again.
-fn free_port() -> u16 {
-    static GIVEN: std::sync::Mutex<Vec<u16>> = std::sync::Mutex::new(Vec::new());
-    let mut given = GIVEN.lock().unwrap();
-    loop {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        if !given.contains(&port) {
-            given.push(port);
-            return port;
-        }
-    }
-}
 
 /// A running `portcullis serve`, killed on drop.
 struct Server {
