@@ -73,7 +73,34 @@ pub(super) fn user<'v>(heap: Heap<'v>, user: &PolicyUser) -> Value<'v> {
         ("is_anonymous", Value::new_bool(!user.is_authenticated)),
         ("attributes", json(heap, &user.attributes)),
         ("group_names", heap.alloc(AllocList(group_names))),
+        ("ak_groups", ak_groups(heap, user)),
     ]))
+}
+
+/// Django's `user.ak_groups` as far as expressions use it: `.all()` gives the user's groups,
+/// each with `name` and `pk` (authentik's default profile mapping reads
+/// `[group.name for group in request.user.ak_groups.all()]`). `all` is the bound `values`
+/// method of a dict of the groups by pk, so each call returns a fresh list in the groups' order.
+fn ak_groups<'v>(heap: Heap<'v>, user: &PolicyUser) -> Value<'v> {
+    let by_pk = heap.alloc(AllocDict(
+        user.groups
+            .iter()
+            .map(|g| {
+                let pk = heap.alloc_str(&g.pk.to_string()).to_value();
+                let group = heap.alloc(AllocStruct([
+                    ("name", heap.alloc_str(&g.name).to_value()),
+                    ("pk", pk),
+                ]));
+                (pk, group)
+            })
+            .collect::<Vec<_>>(),
+    ));
+    let all = by_pk
+        .get_attr("values", heap)
+        .ok()
+        .flatten()
+        .unwrap_or_else(Value::new_none);
+    heap.alloc(AllocStruct([("all", all)]))
 }
 
 fn http_request<'v>(heap: Heap<'v>, http: &HttpRequestInfo) -> Value<'v> {

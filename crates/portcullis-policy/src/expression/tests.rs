@@ -254,6 +254,16 @@ fn request_and_helpers_shapes() {
         r#"return request.user.is_authenticated and not request.user.is_superuser"#
     ));
     assert!(passes(r#"return "staff" in request.user.group_names"#));
+    // authentik's own profile mapping reads the groups through Django's manager.
+    assert!(passes(
+        r#"return "staff" in [group.name for group in request.user.ak_groups.all()]"#
+    ));
+    assert!(passes(
+        r#"
+groups = request.user.ak_groups.all()
+groups.append("mutated")
+return len(request.user.ak_groups.all()) == len(groups) - 1"#
+    ));
     assert!(passes(
         r#"return request.http_request.method == "POST" and http_request.headers["user-agent"] == "curl/8""#
     ));
