@@ -34,7 +34,7 @@ use portcullis_oauth::issue::{self, GrantData, GrantSubject, IssueOptions};
 use portcullis_oauth::provider::{IssuerMode, KIND};
 use portcullis_oauth::token::{self, GrantOutcome, TokenForm};
 use portcullis_oauth::{OAuth2Config, ResponseMode};
-use portcullis_store::{ApplicationFilter, StoreError};
+use portcullis_store::StoreError;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use uuid::Uuid;
@@ -169,26 +169,6 @@ fn issuer(base: &str, config: &OAuth2Config, app: &Application) -> String {
         IssuerMode::PerProvider => format!("{base}/application/o/{}/", app.slug),
         IssuerMode::Global => format!("{base}/"),
     }
-}
-
-/// The application an OAuth2 provider serves.
-async fn application_of(
-    state: &AppState,
-    provider: i32,
-) -> Result<Option<Application>, StoreError> {
-    Ok(state
-        .store
-        .list_applications(
-            &ApplicationFilter {
-                provider: Some(provider),
-                ..Default::default()
-            },
-            &crate::api::everything(),
-        )
-        .await?
-        .items
-        .into_iter()
-        .next())
 }
 
 /// Whether the application's policy bindings let `user` use it.
@@ -418,7 +398,11 @@ async fn authorize(state: &AppState, parts: Parts, query: &str) -> ApiResult<Res
         Ok(_) | Err(StoreError::NotFound) => return Ok(unknown_client()),
         Err(e) => return Err(e.into()),
     };
-    let Some(app) = application_of(state, provider.pk).await? else {
+    let Some(app) = state
+        .store
+        .find_application_of_provider(provider.pk)
+        .await?
+    else {
         return Ok(unknown_client());
     };
     let config = OAuth2Config::from_value(&provider.config);
@@ -743,7 +727,11 @@ async fn fulfil(State(state): State<Arc<AppState>>, parts: Parts) -> ApiResult<R
     };
     let a = waiting.authorization;
     let provider = state.store.find_provider(a.provider).await?;
-    let Some(app) = application_of(&state, provider.pk).await? else {
+    let Some(app) = state
+        .store
+        .find_application_of_provider(provider.pk)
+        .await?
+    else {
         session.save(&state.store).await?;
         return Ok(crate::session::with_cookies(gone(), &session, &parts));
     };
@@ -1403,7 +1391,11 @@ async fn device_user_page(State(state): State<Arc<AppState>>, parts: Parts) -> A
         );
         return Ok(crate::session::with_cookies(r, &session, &parts));
     };
-    let Some(app) = application_of(&state, provider.pk).await? else {
+    let Some(app) = state
+        .store
+        .find_application_of_provider(provider.pk)
+        .await?
+    else {
         let r = device_page("This code is not valid.", StatusCode::BAD_REQUEST);
         return Ok(crate::session::with_cookies(r, &session, &parts));
     };
