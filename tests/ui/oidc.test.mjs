@@ -11,6 +11,7 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import crypto from 'node:crypto';
 import fs from 'node:fs';
+import http from 'node:http';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { chromium } from 'playwright-core';
@@ -60,6 +61,43 @@ async function api(method, p, body) {
 
 const b64url = (buf) => Buffer.from(buf).toString('base64url');
 
+/** Logs in as the admin on the identification and password pages the browser is on. */
+async function logIn(page) {
+    await page.locator('input[name="uid_field"]').fill(USERNAME);
+    await Promise.all([page.waitForNavigation({ waitUntil: 'load' }), page.locator('button[type="submit"]').first().click()]);
+    await page.locator('input[type="password"][name="password"]').fill(PASSWORD);
+    await Promise.all([page.waitForNavigation({ waitUntil: 'load' }), page.locator('button[type="submit"]').first().click()]);
+}
+
+/** The authorization URL of a code flow with PKCE; its verifier. */
+function authorizeUrl(clientId, redirectUri, extra = {}) {
+    const verifier = b64url(crypto.randomBytes(48));
+    const challenge = b64url(crypto.createHash('sha256').update(verifier).digest());
+    const url = new URL(`${BASE}/application/o/authorize/`);
+    for (const [k, v] of Object.entries({
+        client_id: clientId, redirect_uri: redirectUri, response_type: 'code', scope: 'openid email profile',
+        code_challenge: challenge, code_challenge_method: 'S256', ...extra,
+    })) url.searchParams.set(k, v);
+    return { url: url.toString(), verifier };
+}
+
+/** The relying party redeems a code: the token response. */
+async function redeem(provider, code, redirectUri, verifier) {
+    const r = await fetch(`${BASE}/application/o/token/`, {
+        method: 'POST',
+        headers: { 'Content-Type': 'application/x-www-form-urlencoded' },
+        body: new URLSearchParams({
+            grant_type: 'authorization_code', code, redirect_uri: redirectUri, code_verifier: verifier,
+            client_id: provider.client_id, client_secret: provider.client_secret,
+        }),
+    });
+    const tokens = await r.json();
+    assert.equal(r.status, 200, JSON.stringify(tokens));
+    return tokens;
+}
+
+const jwtClaims = (jwt) => JSON.parse(Buffer.from(jwt.split('.')[1], 'base64url').toString());
+
 test('code flow with PKCE and explicit consent, then RP-initiated logout', { timeout: 12 * STEP_TIMEOUT_MS }, async () => {
     // The provider and its application, as an admin would set them up.
     const flow = async (slug) => (await api('GET', `/api/v3/flows/instances/${slug}/`)).pk;
@@ -89,23 +127,13 @@ test('code flow with PKCE and explicit consent, then RP-initiated logout', { tim
         return new URL(req.url());
     };
 
-    const verifier = b64url(crypto.randomBytes(48));
-    const challenge = b64url(crypto.createHash('sha256').update(verifier).digest());
     const state = b64url(crypto.randomBytes(12));
     const nonce = b64url(crypto.randomBytes(12));
-    const authorize = new URL(`${BASE}/application/o/authorize/`);
-    for (const [k, v] of Object.entries({
-        client_id: provider.client_id, redirect_uri: REDIRECT, response_type: 'code',
-        scope: 'openid email profile', state, nonce,
-        code_challenge: challenge, code_challenge_method: 'S256',
-    })) authorize.searchParams.set(k, v);
+    const authorize = authorizeUrl(provider.client_id, REDIRECT, { state, nonce });
 
     // Not logged in: the login pages first.
-    await page.goto(authorize.toString(), { waitUntil: 'load' });
-    await page.locator('input[name="uid_field"]').fill(USERNAME);
-    await Promise.all([page.waitForNavigation({ waitUntil: 'load' }), page.locator('button[type="submit"]').first().click()]);
-    await page.locator('input[type="password"][name="password"]').fill(PASSWORD);
-    await Promise.all([page.waitForNavigation({ waitUntil: 'load' }), page.locator('button[type="submit"]').first().click()]);
+    await page.goto(authorize.url, { waitUntil: 'load' });
+    await logIn(page);
 
     // The consent page names the application and what it asks for.
     const perms = page.locator('ul.perms li');
@@ -122,17 +150,8 @@ test('code flow with PKCE and explicit consent, then RP-initiated logout', { tim
     assert.ok(code, `no code in ${back}`);
 
     // The relying party redeems the code with its verifier.
-    const tokenResp = await fetch(`${BASE}/application/o/token/`, {
-        method: 'POST',
-        headers: { 'Content-Type': 'application/x-www-form-urlencoded' },
-        body: new URLSearchParams({
-            grant_type: 'authorization_code', code, redirect_uri: REDIRECT, code_verifier: verifier,
-            client_id: provider.client_id, client_secret: provider.client_secret,
-        }),
-    });
-    const tokens = await tokenResp.json();
-    assert.equal(tokenResp.status, 200, JSON.stringify(tokens));
-    const claims = JSON.parse(Buffer.from(tokens.id_token.split('.')[1], 'base64url').toString());
+    const tokens = await redeem(provider, code, REDIRECT, authorize.verifier);
+    const claims = jwtClaims(tokens.id_token);
     assert.equal(claims.nonce, nonce);
     assert.equal(claims.aud, provider.client_id);
     assert.equal(claims.preferred_username, USERNAME);
@@ -153,4 +172,73 @@ test('code flow with PKCE and explicit consent, then RP-initiated logout', { tim
     assert.ok(fresh.url().startsWith(BASE), fresh.url());
     await fresh.screenshot({ path: path.join(SHOTS, 'oidc-02-unregistered-logout-uri.png'), fullPage: true });
     await context.close();
+});
+
+test('logging out loads each front-channel logout page in an iframe, then goes on', { timeout: 12 * STEP_TIMEOUT_MS }, async () => {
+    // The application's front-channel logout endpoint: records each request.
+    const hits = [];
+    const server = http.createServer((req, res) => {
+        hits.push(new URL(req.url, 'http://receiver'));
+        res.writeHead(200, { 'Content-Type': 'text/html' });
+        res.end('<!doctype html><title>signed out</title>');
+    });
+    await new Promise((resolve) => server.listen(0, '127.0.0.1', resolve));
+    const receiver = `http://127.0.0.1:${server.address().port}/fc-logout?app=fc`;
+    try {
+        const flow = async (slug) => (await api('GET', `/api/v3/flows/instances/${slug}/`)).pk;
+        const scopes = await api('GET', '/api/v3/propertymappings/provider/scope/?managed__isnull=false&page_size=100');
+        const provider = await api('POST', '/api/v3/providers/oauth2/', {
+            name: 'Front-channel RP',
+            authorization_flow: await flow('default-provider-authorization-implicit-consent'),
+            invalidation_flow: await flow('default-provider-invalidation-flow'),
+            redirect_uris: [{ matching_mode: 'strict', url: REDIRECT }],
+            property_mappings: scopes.results.map((m) => m.pk),
+            logout_uri: receiver,
+            logout_method: 'frontchannel',
+        });
+        await api('POST', '/api/v3/core/applications/', { name: 'Front-channel RP', slug: 'fc-rp', provider: provider.pk });
+
+        const context = await browser.newContext({ baseURL: BASE });
+        context.setDefaultTimeout(STEP_TIMEOUT_MS);
+        context.setDefaultNavigationTimeout(STEP_TIMEOUT_MS);
+        const page = await context.newPage();
+        const authorize = authorizeUrl(provider.client_id, REDIRECT, { nonce: 'n' });
+        const [req] = await Promise.all([
+            page.waitForRequest((r) => r.url().startsWith(REDIRECT)),
+            (async () => {
+                await page.goto(authorize.url, { waitUntil: 'load' });
+                await logIn(page);
+            })().catch(() => null), // the RP's host does not resolve: that navigation fails
+        ]);
+        const code = new URL(req.url()).searchParams.get('code');
+        assert.ok(code, `no code in ${req.url()}`);
+        const sid = jwtClaims((await redeem(provider, code, REDIRECT, authorize.verifier)).id_token).sid;
+        assert.ok(sid);
+        assert.equal(hits.length, 0);
+
+        // The person logs out of Portcullis: the page frames the application's logout URL,
+        // then goes on by itself to the end of the flow (the login page).
+        // (A new tab: the first is on the browser's error page for the RP.)
+        const tab = await context.newPage();
+        const shown = tab.waitForResponse((r) => r.url().includes('/if/flow/default-invalidation-flow/') && r.request().method() === 'GET' && r.status() === 200);
+        // Only until the first response: the page's script moves on by itself.
+        await tab.goto('/flows/-/default/invalidation/', { waitUntil: 'commit' });
+        const framed = await (await shown).text();
+        assert.ok(framed.includes('<iframe class="logout"'), framed.slice(0, 500));
+        await tab.waitForURL((u) => u.pathname.startsWith('/if/flow/default-authentication-flow/'), { timeout: STEP_TIMEOUT_MS });
+        await tab.locator('input[name="uid_field"]').waitFor({ state: 'visible' });
+        assert.equal(hits.length, 1, `front-channel requests: ${hits.map(String)}`);
+        assert.equal(hits[0].pathname, '/fc-logout');
+        assert.equal(hits[0].searchParams.get('app'), 'fc');
+        assert.equal(hits[0].searchParams.get('iss'), `${BASE}/application/o/fc-rp/`);
+        assert.equal(hits[0].searchParams.get('sid'), sid);
+        await tab.screenshot({ path: path.join(SHOTS, 'oidc-03-after-frontchannel-logout.png'), fullPage: true });
+
+        // The session is over: the application's tokens are revoked.
+        const r = await fetch(`${BASE}/api/v3/core/users/me/`, { headers: { Cookie: (await context.cookies()).map((c) => `${c.name}=${c.value}`).join('; ') } });
+        assert.notEqual(r.status, 200);
+        await context.close();
+    } finally {
+        server.close();
+    }
 });

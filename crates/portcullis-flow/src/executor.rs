@@ -39,11 +39,18 @@ use crate::stages::{self, StageCx, Step};
 const MAX_STEPS: usize = 64;
 
 /// Told when a browser session ends by logging out, so the protocols that issued something to
-/// it can end their side (OpenID Connect back-channel logout, later SAML single logout).
+/// it can end their side (OpenID Connect back- and front-channel logout, later SAML single
+/// logout).
 #[async_trait::async_trait]
 pub trait SessionEndHook: Send + Sync {
-    /// `session` is the uuid of the session that ended, `user` the pk of its user.
-    async fn session_ended(&self, session: uuid::Uuid, user: i32);
+    /// `session` is the uuid of the session that ended, `user` the pk of its user. Answers the
+    /// pages the browser should load to end the applications' own sessions (front-channel
+    /// logout): the flow shows them next, in iframes.
+    async fn session_ended(
+        &self,
+        session: uuid::Uuid,
+        user: i32,
+    ) -> Vec<crate::stages::iframe_logout::LogoutUrl>;
 }
 
 /// What the executor needs from the server.

@@ -88,7 +88,7 @@ impl AppState {
                 .take(32)
                 .collect();
         let oauth_cache = Arc::new(portcullis_oauth::issue::OAuthCache::default());
-        let hook = oauth::BackchannelLogout::new(oauth::OAuthServices {
+        let hook = oauth::OAuthLogout::new(oauth::OAuthServices {
             store: store.clone(),
             secrets: secrets.clone(),
             clock: clock.clone(),

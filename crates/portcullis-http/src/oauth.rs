@@ -53,14 +53,15 @@ const MAX_FORM_BYTES: usize = 64 * 1024;
 
 pub use portcullis_oauth::issue::OAuthServices;
 
-/// Back-channel logout when a browser session logs out: its grants are revoked at once, the
-/// logout tokens delivered in the background.
-pub struct BackchannelLogout {
+/// Back- and front-channel logout when a browser session logs out: its grants are revoked at
+/// once, the logout tokens delivered in the background, and the front-channel pages handed to
+/// the flow, which shows them in iframes.
+pub struct OAuthLogout {
     svc: OAuthServices,
     deliverer: portcullis_oauth::logout::Deliverer,
 }
 
-impl BackchannelLogout {
+impl OAuthLogout {
     pub fn new(svc: OAuthServices) -> Self {
         Self {
             svc,
@@ -70,18 +71,32 @@ impl BackchannelLogout {
 }
 
 #[async_trait::async_trait]
-impl portcullis_flow::SessionEndHook for BackchannelLogout {
-    async fn session_ended(&self, session: Uuid, _user: i32) {
-        match portcullis_oauth::logout::session_ended(&self.svc, session).await {
-            Ok(deliveries) if !deliveries.is_empty() => {
-                let deliverer = self.deliverer.clone();
-                tokio::spawn(async move { deliverer.deliver(deliveries).await });
-            }
-            Ok(_) => {}
+impl portcullis_flow::SessionEndHook for OAuthLogout {
+    async fn session_ended(
+        &self,
+        session: Uuid,
+        _user: i32,
+    ) -> Vec<portcullis_flow::stages::iframe_logout::LogoutUrl> {
+        let end = match portcullis_oauth::logout::session_ended(&self.svc, session).await {
+            Ok(end) => end,
             Err(e) => {
-                tracing::warn!(error = ?e, "back-channel logout: could not end the session's grants")
+                tracing::warn!(error = ?e, "logout: could not end the session's grants");
+                return Vec::new();
             }
+        };
+        if !end.backchannel.is_empty() {
+            let deliverer = self.deliverer.clone();
+            let deliveries = end.backchannel;
+            tokio::spawn(async move { deliverer.deliver(deliveries).await });
         }
+        end.frontchannel
+            .into_iter()
+            .map(|f| portcullis_flow::stages::iframe_logout::LogoutUrl {
+                url: f.url,
+                provider_name: f.provider,
+                binding: portcullis_flow::stages::iframe_logout::BINDING_REDIRECT.to_owned(),
+            })
+            .collect()
     }
 }
 
@@ -293,6 +308,8 @@ async fn discovery(
         "claims_parameter_supported": true,
         "backchannel_logout_supported": true,
         "backchannel_logout_session_supported": true,
+        "frontchannel_logout_supported": true,
+        "frontchannel_logout_session_supported": true,
         "authorization_response_iss_parameter_supported": true,
     });
     Ok(cors_public(json_response(StatusCode::OK, &doc)))

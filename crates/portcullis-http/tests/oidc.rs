@@ -1806,6 +1806,110 @@ async fn backchannel_logout_token_reaches_the_application(b: Backend) {
     );
 }
 
+/// Front-channel logout (OIDC Front-Channel Logout 1.0): logging out of Portcullis shows the
+/// application's logout URI, with `iss` and `sid` (the ID token's), for the browser to load in
+/// an iframe, then the flow ends; a session that signed into nothing shows no such page, and
+/// RP-initiated logout through the provider's invalidation flow (which ends only the
+/// application's session, as authentik's default) shows none either.
+async fn frontchannel_logout_pages_in_the_logout_flow(b: Backend) {
+    let s = setup(b, "default-provider-authorization-implicit-consent").await;
+    let r = s
+        .app
+        .request(
+            reqwest::Method::PATCH,
+            &format!("/api/v3/providers/oauth2/{}/", s.provider),
+            Some(&s.app.admin_token),
+        )
+        .json(&json!({
+            "logout_uri": "https://rp.example/fc?tenant=1",
+            "logout_method": "frontchannel",
+            "redirect_uris": [
+                {"matching_mode": "strict", "url": REDIRECT},
+                {"matching_mode": "strict", "url": "https://rp.example/bye", "redirect_uri_type": "logout"},
+            ],
+        }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    let meta: Value = reqwest::get(format!("{}.well-known/openid-configuration", s.issuer))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(meta["frontchannel_logout_supported"], true);
+    assert_eq!(meta["frontchannel_logout_session_supported"], true);
+
+    let mut browser = Browser::new(&s.app);
+    let code = fresh_code(&s, &mut browser, "").await;
+    let (status, tokens) = token_request(
+        &s,
+        &[
+            ("grant_type", "authorization_code"),
+            ("code", &code),
+            ("redirect_uri", REDIRECT),
+        ],
+        Some((&s.client_id, &s.client_secret)),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{tokens}");
+    let sid = jwt_claims(tokens["id_token"].as_str().unwrap())["sid"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+
+    // RP-initiated logout with authentik's default provider invalidation flow: back to the
+    // application, the Portcullis session (and its front-channel clients) untouched.
+    let end = "/application/o/rp/end-session/?post_logout_redirect_uri=https%3A%2F%2Frp.example%2Fbye&state=s1";
+    let r = browser.authorize(end, &|_| None).await;
+    assert_eq!(
+        r.location.as_deref(),
+        Some("https://rp.example/bye?state=s1")
+    );
+
+    // Logging out of Portcullis: the iframe page, then the end of the flow.
+    let shown = std::sync::Mutex::new(Vec::new());
+    let iframes = |c: &Value| {
+        (c["component"] == "ak-provider-iframe-logout").then(|| {
+            shown.lock().unwrap().push(c["logout_urls"].clone());
+            json!({"component": "ak-provider-iframe-logout"})
+        })
+    };
+    let r = browser.get("/flows/-/default/invalidation/").await;
+    let to = browser
+        .run_flow(r.location.as_deref().unwrap(), iframes)
+        .await;
+    assert!(!to.is_empty());
+    let expected = format!(
+        "https://rp.example/fc?tenant=1&iss={}&sid={sid}",
+        form_urlencoded::byte_serialize(s.issuer.as_bytes()).collect::<String>()
+    );
+    assert_eq!(
+        *shown.lock().unwrap(),
+        vec![json!([{"url": expected, "provider_name": "RP", "binding": "redirect"}])]
+    );
+    // What the session led to is revoked.
+    let r = reqwest::Client::new()
+        .get(format!("{}/application/o/userinfo/", s.app.url))
+        .bearer_auth(tokens["access_token"].as_str().unwrap())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+
+    // Logged in again without signing into the application: logging out shows no iframes.
+    let r = browser.get("/flows/-/default/authentication/").await;
+    browser
+        .run_flow(r.location.as_deref().unwrap(), admin_answers)
+        .await;
+    let r = browser.get("/flows/-/default/invalidation/").await;
+    browser
+        .run_flow(r.location.as_deref().unwrap(), |_| None)
+        .await;
+    assert_eq!(shown.lock().unwrap().len(), 1);
+}
+
 /// The device authorization grant (RFC 8628) through the RP: pending until the person types
 /// the code, logs in and consents; then tokens, once.
 async fn device_code_flow(b: Backend) {
@@ -2343,6 +2447,7 @@ both_backends!(
     private_key_jwt_and_client_secret_jwt,
     device_code_flow,
     backchannel_logout_token_reaches_the_application,
+    frontchannel_logout_pages_in_the_logout_flow,
     implicit_and_hybrid_with_form_post,
     client_credentials_introspection_and_revocation,
     end_session_returns_to_registered_uris_only,

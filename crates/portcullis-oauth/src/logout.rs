@@ -1,6 +1,7 @@
-//! OpenID Connect Back-Channel Logout 1.0: when a browser session ends, every provider that
-//! issued tokens to it and has a back-channel `logout_uri` receives a signed logout token, and
-//! the tokens that session led to are revoked.
+//! OpenID Connect Back-Channel and Front-Channel Logout 1.0: when a browser session ends, the
+//! tokens that session led to are revoked, every provider that issued tokens to it and has a
+//! back-channel `logout_uri` receives a signed logout token, and the person's browser loads the
+//! `logout_uri` of every front-channel one (with `iss` and `sid`) in an iframe.
 //!
 //! The logout token (§2.4) carries `iss`, `aud`, `iat`, `exp`, `jti`, `sub`, `sid` and the
 //! back-channel logout event, never a `nonce`; its header's `typ` is `logout+jwt`. Delivery is
@@ -36,13 +37,42 @@ pub struct LogoutDelivery {
     pub logout_token: String,
 }
 
-/// Ends the OAuth side of a browser session: revokes every grant the session led to and
-/// builds the logout tokens for the providers that asked for back-channel logout, each naming
-/// the issuer the session's tokens named.
-pub async fn session_ended(
-    svc: &OAuthServices,
-    session: Uuid,
-) -> Result<Vec<LogoutDelivery>, OAuthError> {
+/// One page the browser loads in an iframe (Front-Channel Logout 1.0 §2): the client's
+/// `logout_uri` with `iss` and `sid` added to its query.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FrontchannelLogout {
+    pub provider: String,
+    pub url: String,
+}
+
+/// What ending a session asks of the applications it signed into.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SessionEnd {
+    /// Logout tokens to POST, server to server.
+    pub backchannel: Vec<LogoutDelivery>,
+    /// Pages for the person's browser to load.
+    pub frontchannel: Vec<FrontchannelLogout>,
+}
+
+/// `logout_uri` with the front-channel parameters: `iss` and `sid` (§2, as with
+/// `frontchannel_logout_session_required`), after whatever query it has.
+pub fn frontchannel_url(logout_uri: &str, iss: &str, sid: &str) -> Option<String> {
+    let mut url = url::Url::parse(logout_uri).ok()?;
+    if !matches!(url.scheme(), "http" | "https") {
+        return None;
+    }
+    url.set_fragment(None);
+    url.query_pairs_mut()
+        .append_pair("iss", iss)
+        .append_pair("sid", sid);
+    Some(url.into())
+}
+
+/// Ends the OAuth side of a browser session: revokes every grant the session led to, builds
+/// the logout tokens for the providers that asked for back-channel logout and the pages of
+/// those that asked for front-channel logout, each naming the issuer the session's tokens
+/// named.
+pub async fn session_ended(svc: &OAuthServices, session: Uuid) -> Result<SessionEnd, OAuthError> {
     let grants = svc.store.list_oauth_grants_of_session(session).await?;
     // (provider, user, issuer) once each.
     let mut seen: Vec<(i32, i32, Option<String>)> = Vec::new();
@@ -61,21 +91,30 @@ pub async fn session_ended(
     for f in families {
         svc.store.revoke_oauth_family(f).await?;
     }
-    let mut out = Vec::new();
+    let mut out = SessionEnd::default();
     for (provider_pk, user_pk, issuer) in seen {
         let Ok(provider) = svc.store.find_provider(provider_pk).await else {
             continue;
         };
         let config = OAuth2Config::from_value(&provider.config);
-        if provider.kind != KIND
-            || config.logout_method != LogoutMethod::Backchannel
-            || config.logout_uri.is_empty()
-        {
+        if provider.kind != KIND || config.logout_uri.is_empty() {
             continue;
         }
         let Some(iss) = issuer else {
             continue;
         };
+        if config.logout_method == LogoutMethod::Frontchannel {
+            match frontchannel_url(&config.logout_uri, &iss, &sid(session)) {
+                Some(url) => out.frontchannel.push(FrontchannelLogout {
+                    provider: provider.name.clone(),
+                    url,
+                }),
+                None => {
+                    tracing::warn!(provider = %provider.name, "front-channel logout: the logout URI is not an http(s) URL")
+                }
+            }
+            continue;
+        }
         let Ok(user) = svc.store.find_user(user_pk).await else {
             continue;
         };
@@ -92,7 +131,7 @@ pub async fn session_ended(
         });
         let signer = signer(svc, &provider, &config).await?;
         let logout_token = signer.sign(&claims, "logout+jwt").map_err(server_error)?;
-        out.push(LogoutDelivery {
+        out.backchannel.push(LogoutDelivery {
             provider: provider.name.clone(),
             uri: config.logout_uri.clone(),
             logout_token,

@@ -21,6 +21,7 @@ pub mod consent;
 pub mod deny;
 pub mod dummy;
 pub mod identification;
+pub mod iframe_logout;
 pub mod password;
 pub mod prompt;
 pub mod redirect;
@@ -184,6 +185,7 @@ pub fn view(kind: &str) -> Option<&'static dyn StageView> {
         "userwritestage" => &user_write::UserWrite,
         "redirectstage" => &redirect::Redirect,
         "consentstage" => &consent::Consent,
+        iframe_logout::KIND => &iframe_logout::IframeLogout,
         _ => return None,
     })
 }

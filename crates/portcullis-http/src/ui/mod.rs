@@ -16,6 +16,7 @@ use axum::response::{Html, IntoResponse, Redirect, Response};
 use axum::routing::get;
 use minijinja::Environment;
 use portcullis_core::{Brand, FlowDesignation};
+use portcullis_flow::stages::iframe_logout;
 use portcullis_flow::{Challenge, Executor, Reply, challenge};
 use serde_json::{Map, Value, json};
 
@@ -101,7 +102,17 @@ fn brand_json(b: &Brand) -> Value {
     })
 }
 
+/// The Content-Security-Policy of the pages: nothing from elsewhere but images, no script.
+const PAGE_CSP: &str = "default-src 'self'; img-src 'self' data: https:; style-src 'self' 'unsafe-inline'; \
+     script-src 'none'; frame-ancestors 'none'; base-uri 'none'";
+
 pub(crate) fn page(html: String, status: StatusCode) -> Response {
+    page_with_csp(html, status, HeaderValue::from_static(PAGE_CSP))
+}
+
+/// A page with its own Content-Security-Policy (the front-channel logout page frames other
+/// sites and runs one inline script).
+fn page_with_csp(html: String, status: StatusCode, csp: HeaderValue) -> Response {
     let mut r = (status, Html(html)).into_response();
     let h = r.headers_mut();
     h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
@@ -110,14 +121,45 @@ pub(crate) fn page(html: String, status: StatusCode) -> Response {
         "x-content-type-options",
         HeaderValue::from_static("nosniff"),
     );
-    h.insert(
-        "content-security-policy",
-        HeaderValue::from_static(
-            "default-src 'self'; img-src 'self' data: https:; style-src 'self' 'unsafe-inline'; \
-             script-src 'none'; frame-ancestors 'none'; base-uri 'none'",
-        ),
-    );
+    h.insert("content-security-policy", csp);
     r
+}
+
+/// The front-channel logout page's policy: the pages it frames (their origins only) and its
+/// own script, by nonce.
+fn iframe_logout_csp(c: &Challenge, nonce: &str) -> Option<HeaderValue> {
+    let mut origins: Vec<String> = Vec::new();
+    for u in c
+        .fields
+        .get("logout_urls")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+    {
+        let Some(url) = u.get("url").and_then(Value::as_str) else {
+            continue;
+        };
+        let Ok(url) = url::Url::parse(url) else {
+            continue;
+        };
+        if !matches!(url.scheme(), "http" | "https") {
+            continue;
+        }
+        let origin = url.origin().ascii_serialization();
+        if !origins.contains(&origin) {
+            origins.push(origin);
+        }
+    }
+    let frames = if origins.is_empty() {
+        "'none'".to_owned()
+    } else {
+        origins.join(" ")
+    };
+    HeaderValue::from_str(&format!(
+        "default-src 'self'; img-src 'self' data: https:; style-src 'self' 'unsafe-inline'; \
+         script-src 'nonce-{nonce}'; frame-src {frames}; frame-ancestors 'none'; base-uri 'none'"
+    ))
+    .ok()
 }
 
 fn render(name: &str, ctx: Value) -> ApiResult<String> {
@@ -305,9 +347,16 @@ pub(crate) fn render_challenge(
     if let Some(o) = cj.as_object_mut() {
         o.entry("response_errors").or_insert_with(|| json!({}));
     }
+    // Only the front-channel logout page runs a script (it goes on once the iframes loaded).
+    let csp = (c.component == iframe_logout::COMPONENT).then(|| {
+        let nonce = portcullis_crypto::random_string(24);
+        let csp = iframe_logout_csp(c, &nonce);
+        (nonce, csp)
+    });
     let html = render(
         "flow.html",
         json!({
+            "script_nonce": csp.as_ref().map(|(n, _)| n.as_str()),
             "c": cj,
             "title": info.map(|i| i.title.as_str()).unwrap_or(""),
             "background": info.map(|i| i.background.as_str()).unwrap_or(""),
@@ -318,7 +367,10 @@ pub(crate) fn render_challenge(
             "csrf_token": csrf,
         }),
     )?;
-    Ok(page(html, status))
+    Ok(match csp {
+        Some((_, Some(csp))) => page_with_csp(html, status, csp),
+        _ => page(html, status),
+    })
 }
 
 async fn flow_get(
@@ -465,6 +517,63 @@ mod tests {
                 json!({"brand": brand_json(&brand), "user": {"username": "a"}})
             )
             .is_ok()
+        );
+    }
+
+    /// The front-channel logout page frames each application's logout URL (escaped), allows
+    /// framing exactly their origins and runs only its own script.
+    #[tokio::test]
+    async fn iframe_logout_page_frames_only_the_logout_urls() {
+        let c = Challenge::new(iframe_logout::COMPONENT).with(
+            "logout_urls",
+            json!([
+                {"url": "https://a.example:8443/logout?iss=x&sid=\"><script>", "provider_name": "A <b>", "binding": "redirect"},
+                {"url": "http://b.example/fc", "provider_name": "B", "binding": "redirect"},
+            ]),
+        );
+        let r = render_challenge(&c, "f", "", "csrf", &Brand::fallback()).unwrap();
+        let csp = r.headers()["content-security-policy"]
+            .to_str()
+            .unwrap()
+            .to_owned();
+        assert!(
+            csp.contains("frame-src https://a.example:8443 http://b.example;"),
+            "{csp}"
+        );
+        let nonce = csp
+            .split("script-src 'nonce-")
+            .nth(1)
+            .and_then(|s| s.split('\'').next())
+            .unwrap()
+            .to_owned();
+        assert!(nonce.len() >= 16, "{csp}");
+        let body = axum::body::to_bytes(r.into_body(), 1 << 20).await.unwrap();
+        let html = String::from_utf8(body.to_vec()).unwrap();
+        assert!(
+            html.contains(&format!("<script nonce=\"{nonce}\">")),
+            "{html}"
+        );
+        assert!(
+            html.contains(
+                "src=\"https:&#x2f;&#x2f;a.example:8443&#x2f;logout?iss=x&amp;sid=&quot;&gt;&lt;script&gt;\""
+            ),
+            "{html}"
+        );
+        assert!(html.contains("A &lt;b&gt;") && !html.contains("A <b>"));
+        assert_eq!(html.matches("<iframe").count(), 2);
+        // Any other page keeps the policy without scripts or frames.
+        let r = render_challenge(
+            &Challenge::new("ak-stage-dummy"),
+            "f",
+            "",
+            "csrf",
+            &Brand::fallback(),
+        )
+        .unwrap();
+        let csp = r.headers()["content-security-policy"].to_str().unwrap();
+        assert!(
+            csp.contains("script-src 'none'") && !csp.contains("frame-src"),
+            "{csp}"
         );
     }
 
