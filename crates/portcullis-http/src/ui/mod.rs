@@ -29,6 +29,7 @@ static TEMPLATES: LazyLock<Environment<'static>> = LazyLock::new(|| {
     env.set_auto_escape_callback(|_| minijinja::AutoEscape::Html);
     // Bounded rendering: a brand's CSS or a challenge can't make a page take forever.
     env.set_fuel(Some(200_000));
+    env.add_filter("css_url", css_url);
     for (name, src) in [
         ("base.html", include_str!("../../templates/base.html")),
         ("flow.html", include_str!("../../templates/flow.html")),
@@ -40,6 +41,23 @@ static TEMPLATES: LazyLock<Environment<'static>> = LazyLock::new(|| {
     }
     env
 });
+
+/// A URL for a quoted CSS `url("...")` inside a `<style>` element, where HTML escapes are not
+/// decoded: the characters that could end the string, the function or the element are
+/// percent-encoded instead (a URL means the same with them encoded).
+fn css_url(url: &str) -> minijinja::Value {
+    let mut out = String::with_capacity(url.len());
+    for c in url.chars() {
+        match c {
+            '"' | '\'' | '(' | ')' | '\\' | '<' | '>' | ' ' => {
+                out.push_str(&format!("%{:02X}", u32::from(c)));
+            }
+            c if c.is_control() => {}
+            c => out.push(c),
+        }
+    }
+    minijinja::Value::from_safe_string(out)
+}
 
 pub fn router() -> Router<Arc<AppState>> {
     Router::new()
@@ -511,6 +529,28 @@ mod tests {
             "{html}"
         );
         assert!(html.contains("name=\"csrf_token\" value=\"tok\""));
+        // The flow background is a URL in CSS, not HTML-escaped (the browser would not decode
+        // it there), and cannot leave its string or the style element.
+        let html = render(
+            "flow.html",
+            json!({"c": {"component": "ak-stage-dummy", "response_errors": {}}, "brand": brand_json(&brand),
+                   "csrf_token": "t", "title": "T", "background": "/static/bg.jpg?a=1&b=2"}),
+        )
+        .unwrap();
+        assert!(html.contains("url(\"/static/bg.jpg?a=1&b=2\")"), "{html}");
+        let html = render(
+            "flow.html",
+            json!({"c": {"component": "ak-stage-dummy", "response_errors": {}}, "brand": brand_json(&brand),
+                   "csrf_token": "t", "title": "T", "background": "x\"); } </style><script>alert(1)</script>"}),
+        )
+        .unwrap();
+        assert!(
+            html.contains(
+                "url(\"x%22%29;%20}%20%3C/style%3E%3Cscript%3Ealert%281%29%3C/script%3E\")"
+            ),
+            "{html}"
+        );
+        assert!(!html.contains("<script>alert"));
         assert!(
             render(
                 "user.html",
