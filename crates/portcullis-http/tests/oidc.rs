@@ -2312,6 +2312,96 @@ async fn private_key_jwt_and_client_secret_jwt(b: Backend) {
     );
 }
 
+/// `refresh_token_threshold`: a refresh keeps a refresh token that is valid for longer than the
+/// threshold (the response carries it again, and it keeps working); once it is valid for less,
+/// the refresh rotates it, and the old one reused then revokes the family.
+async fn refresh_token_threshold_rotates_only_near_expiry(b: Backend) {
+    let clock = portcullis_core::FixedClock::new(portcullis_core::Clock::now(
+        &portcullis_core::SystemClock,
+    ));
+    let s = setup_with_clock(
+        b,
+        "default-provider-authorization-implicit-consent",
+        std::sync::Arc::new(clock.clone()),
+    )
+    .await;
+    let r = s
+        .app
+        .request(
+            reqwest::Method::PATCH,
+            &format!("/api/v3/providers/oauth2/{}/", s.provider),
+            Some(&s.app.admin_token),
+        )
+        .json(&json!({"refresh_token_validity": "days=30", "refresh_token_threshold": "days=7"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    let mut browser = Browser::new(&s.app);
+    let url = format!(
+        "{}/application/o/authorize/?client_id={}&redirect_uri={}&response_type=code&scope=openid%20offline_access&state=t",
+        s.app.url,
+        s.client_id,
+        form_urlencoded::byte_serialize(REDIRECT.as_bytes()).collect::<String>()
+    );
+    let r = browser.authorize(&url, &admin_answers).await;
+    let code = params(&r.location.unwrap())["code"].clone();
+    let (st, tokens) = token_request(
+        &s,
+        &[
+            ("grant_type", "authorization_code"),
+            ("code", &code),
+            ("redirect_uri", REDIRECT),
+        ],
+        Some((&s.client_id, &s.client_secret)),
+    )
+    .await;
+    assert_eq!(st, StatusCode::OK, "{tokens}");
+    let first = tokens["refresh_token"].as_str().unwrap().to_owned();
+    let refresh = |token: String| {
+        let s = &s;
+        async move {
+            token_request(
+                s,
+                &[("grant_type", "refresh_token"), ("refresh_token", &token)],
+                Some((&s.client_id, &s.client_secret)),
+            )
+            .await
+        }
+    };
+    // 30 days left, more than 7: the same refresh token, new access tokens, twice.
+    let mut access = vec![tokens["access_token"].clone()];
+    for _ in 0..2 {
+        let (st, body) = refresh(first.clone()).await;
+        assert_eq!(st, StatusCode::OK, "{body}");
+        assert_eq!(body["refresh_token"], first.as_str());
+        assert!(!access.contains(&body["access_token"]));
+        access.push(body["access_token"].clone());
+    }
+    // 6 days left: rotated.
+    clock.advance(chrono::Duration::days(24));
+    let (st, body) = refresh(first.clone()).await;
+    assert_eq!(st, StatusCode::OK, "{body}");
+    let second = body["refresh_token"].as_str().unwrap().to_owned();
+    assert_ne!(second, first);
+    // The new one has 30 days again: kept on the next refresh.
+    let (st, body) = refresh(second.clone()).await;
+    assert_eq!(st, StatusCode::OK, "{body}");
+    assert_eq!(body["refresh_token"], second.as_str());
+    // The rotated one back: the family is revoked, the new one with it.
+    let (st, body) = refresh(first).await;
+    assert_eq!(
+        (st, body["error"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("invalid_grant"))
+    );
+    let (st, body) = refresh(second).await;
+    assert_eq!(
+        (st, body["error"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("invalid_grant")),
+        "{body}"
+    );
+}
+
 /// Codes and refresh tokens are bound to their client, and codes expire with the provider's
 /// access_code_validity: each refusal is invalid_grant and issues nothing.
 async fn codes_and_tokens_are_bound_to_their_client_and_expire(b: Backend) {
@@ -2448,6 +2538,7 @@ both_backends!(
     device_code_flow,
     backchannel_logout_token_reaches_the_application,
     frontchannel_logout_pages_in_the_logout_flow,
+    refresh_token_threshold_rotates_only_near_expiry,
     implicit_and_hybrid_with_form_post,
     client_credentials_introspection_and_revocation,
     end_session_returns_to_registered_uris_only,

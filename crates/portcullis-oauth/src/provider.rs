@@ -294,6 +294,13 @@ impl OAuth2Config {
         ttl(&self.refresh_token_validity, chrono::Duration::days(30))
     }
 
+    /// A refresh rotates the refresh token only when it is valid for less than this (authentik's
+    /// `refresh_token_threshold`); zero (the default): every refresh rotates it.
+    #[must_use]
+    pub fn refresh_token_threshold(&self) -> chrono::Duration {
+        ttl(&self.refresh_token_threshold, chrono::Duration::zero())
+    }
+
     /// Whether the provider allows `grant_type`.
     #[must_use]
     pub fn allows_grant(&self, grant_type: &str) -> bool {

@@ -394,12 +394,17 @@ pub async fn refresh_token(
             asked.iter().map(str::to_owned).collect()
         }
     };
-    if !svc.store.consume_oauth_grant(grant.id).await? {
+    // With a threshold, a token that is still valid for longer than it is kept (not rotated):
+    // the response carries it again.
+    let threshold = client.config.refresh_token_threshold();
+    let rotate =
+        threshold <= chrono::Duration::zero() || grant.expires - svc.clock.now() < threshold;
+    let user = grant_user(svc, &grant).await?;
+    if rotate && !svc.store.consume_oauth_grant(grant.id).await? {
         svc.store.revoke_oauth_family(grant.family).await?;
         outcome.reuse_detected = true;
         return Err(bad("the refresh token was already used"));
     }
-    let user = grant_user(svc, &grant).await?;
     let mut data = GrantData::from_value(&grant.data);
     // A refreshed ID token carries no nonce (OIDC Core §12.2).
     data.nonce = None;
@@ -414,7 +419,7 @@ pub async fn refresh_token(
         family: grant.family,
         data,
     };
-    issue_tokens(
+    let mut response = issue_tokens(
         svc,
         &signer,
         &sub,
@@ -423,12 +428,16 @@ pub async fn refresh_token(
             id_token: scopes.iter().any(|s| s == "openid"),
             // Rotation: a new refresh token replaces the one used, with the grant's original
             // scope even when this refresh narrowed the access token's.
-            refresh_token: wants_refresh(&client.config, &original),
+            refresh_token: rotate && wants_refresh(&client.config, &original),
             code: None,
             refresh_scopes: Some(&original),
         },
     )
-    .await
+    .await?;
+    if !rotate {
+        response.refresh_token = Some(token.to_owned());
+    }
+    Ok(response)
 }
 
 /// `grant_type=client_credentials`: the client acts as itself, through its service account
