@@ -908,6 +908,9 @@ async fn token_endpoint(
         Err(e) => return Ok(oauth_error_response(&e, auth_header.is_some())),
     };
     let svc = services(&state);
+    if let Some(r) = federated_grant(&state, &parts, &creds, &form).await? {
+        return Ok(r);
+    }
     let client = match token::authenticate_client(&svc, &creds, &audiences(&parts)).await {
         Ok(c) => c,
         Err(e) => return Ok(oauth_error_response(&e, creds.basic)),
@@ -967,6 +970,108 @@ async fn token_endpoint(
         ),
         Err(e) => oauth_error_response(&e, creds.basic),
     })
+}
+
+/// JWT federation between providers (authentik's `jwt_federation_providers`): a
+/// `client_credentials` request whose credential (the `client_assertion`, or the
+/// `client_secret`) is an access token issued by one of the client's federated providers gets
+/// tokens of this client for the same user, when the application's policies allow that user.
+/// `None` when the request is not such a request (or its token does not verify): the usual
+/// client authentication then decides.
+async fn federated_grant(
+    state: &AppState,
+    parts: &Parts,
+    creds: &token::ClientCredentials,
+    form: &TokenForm,
+) -> ApiResult<Option<Response>> {
+    if form.get("grant_type") != Some("client_credentials") || form.get("username").is_some() {
+        return Ok(None);
+    }
+    let Some(jwt) = creds
+        .assertion
+        .as_deref()
+        .or(creds.client_secret.as_deref())
+        .filter(|t| t.len() <= 16 * 1024 && t.split('.').count() == 3)
+    else {
+        return Ok(None);
+    };
+    let svc = services(state);
+    let client = match token::find_client(&svc, &creds.client_id).await {
+        Ok(Some(c)) if !c.config.jwt_federation_providers.is_empty() => c,
+        Ok(_) => return Ok(None),
+        Err(e) => return Ok(Some(oauth_error_response(&e, creds.basic))),
+    };
+    let (issuer_provider, claims, grant) = match verify_access_token(state, jwt).await {
+        Ok(v) if client.config.jwt_federation_providers.contains(&v.0.pk) => v,
+        // A client assertion of the client itself, or not a token of a federated provider.
+        _ => return Ok(None),
+    };
+    let Some(app) = &client.application else {
+        return Ok(Some(oauth_error_response(
+            &OAuthError::described(ErrorCode::InvalidClient, "the client has no application"),
+            creds.basic,
+        )));
+    };
+    let refuse = |why: &str| {
+        Ok(Some(oauth_error_response(
+            &OAuthError::described(ErrorCode::InvalidGrant, why),
+            creds.basic,
+        )))
+    };
+    if !client.config.allows_grant("client_credentials") {
+        return Ok(Some(oauth_error_response(
+            &OAuthError::new(ErrorCode::UnauthorizedClient),
+            creds.basic,
+        )));
+    }
+    let user = match grant.user {
+        Some(pk) => match state.store.find_user(pk).await {
+            Ok(u) if u.user.is_active => u,
+            Ok(_) | Err(portcullis_store::StoreError::NotFound) => {
+                return refuse("the token's user is no longer active");
+            }
+            Err(e) => return Err(e.into()),
+        },
+        None => return refuse("the token has no user"),
+    };
+    let request = crate::flows_executor::flow_request(state, parts, String::new()).await?;
+    if !application_access(state, app, &user, &request)
+        .await?
+        .passing
+    {
+        return refuse("the user may not use this application");
+    }
+    let iss = issuer(&base_url(parts), &client.config, app);
+    let tokens = match token::account_tokens(&svc, &client, form, &iss, &user).await {
+        Ok(t) => t,
+        Err(e) => return Ok(Some(oauth_error_response(&e, creds.basic))),
+    };
+    let event = NewEvent {
+        action: EventAction::Login,
+        app: "authentik.providers.oauth2.views.token".to_owned(),
+        context: json!({
+            "method": "jwt",
+            "method_args": {
+                "jwt": claims,
+                "provider": {
+                    "app": "authentik_providers_oauth2", "model_name": "oauth2provider",
+                    "pk": issuer_provider.pk, "name": issuer_provider.name,
+                },
+            },
+            "application": {
+                "app": "authentik_core", "model_name": "application",
+                "pk": app.uuid.simple().to_string(), "name": app.name,
+            },
+        }),
+    };
+    state
+        .store
+        .record_event(&actor_of(&user, &request), event)
+        .await?;
+    Ok(Some(json_response(
+        StatusCode::OK,
+        &serde_json::to_value(&tokens).map_err(|e| ApiError::Internal(e.to_string()))?,
+    )))
 }
 
 /// `grant_type=password` (or `client_credentials` with a `username`): a user's app password,

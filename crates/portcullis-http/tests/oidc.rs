@@ -1351,6 +1351,258 @@ async fn password_grant_with_app_passwords(b: Backend) {
     assert_eq!(r.json::<Value>().await.unwrap()["error"], "invalid_grant");
 }
 
+/// JWT federation between providers: an access token of a provider listed in the client's
+/// `jwt_federation_providers`, as the client_assertion (or the client_secret) of a
+/// client_credentials request, gets this client's tokens for the same user, within the
+/// application's policies; anything else is refused and issues nothing.
+async fn jwt_federation_between_providers(b: Backend) {
+    let s = setup(b, "default-provider-authorization-implicit-consent").await;
+    let api = |m: reqwest::Method, p: &str| s.app.request(m, p, Some(&s.app.admin_token));
+    let flow: Value = api(
+        reqwest::Method::GET,
+        "/api/v3/flows/instances/default-provider-authorization-implicit-consent/",
+    )
+    .send()
+    .await
+    .unwrap()
+    .json()
+    .await
+    .unwrap();
+    let inval: Value = api(
+        reqwest::Method::GET,
+        "/api/v3/flows/instances/default-provider-invalidation-flow/",
+    )
+    .send()
+    .await
+    .unwrap()
+    .json()
+    .await
+    .unwrap();
+    let upstream: Value = api(reqwest::Method::POST, "/api/v3/providers/oauth2/")
+        .json(&json!({
+            "name": "Upstream",
+            "authorization_flow": flow["pk"],
+            "invalidation_flow": inval["pk"],
+            "redirect_uris": [],
+        }))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let r = api(reqwest::Method::POST, "/api/v3/core/applications/")
+        .json(&json!({"name": "Upstream", "slug": "upstream", "provider": upstream["pk"]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::CREATED);
+    let up = (
+        upstream["client_id"].as_str().unwrap().to_owned(),
+        upstream["client_secret"].as_str().unwrap().to_owned(),
+    );
+    let upstream_token = || async {
+        let (st, body) = token_request(
+            &s,
+            &[("grant_type", "client_credentials")],
+            Some((&up.0, &up.1)),
+        )
+        .await;
+        assert_eq!(st, StatusCode::OK, "{body}");
+        body["access_token"].as_str().unwrap().to_owned()
+    };
+    let input = upstream_token().await;
+    let federated = |jwt: String, grant: &'static str| {
+        let s = &s;
+        async move {
+            token_request(
+                s,
+                &[
+                    ("grant_type", grant),
+                    ("client_id", &s.client_id),
+                    (
+                        "client_assertion_type",
+                        "urn:ietf:params:oauth:client-assertion-type:jwt-bearer",
+                    ),
+                    ("client_assertion", &jwt),
+                    ("scope", "openid profile"),
+                ],
+                None,
+            )
+            .await
+        }
+    };
+    let issued = || async {
+        s.app
+            .state
+            .store
+            .list_oauth_grants_of_provider(s.provider as i32)
+            .await
+            .unwrap()
+            .len()
+    };
+    // Not federated yet: the token is no credential of this client.
+    let (st, body) = federated(input.clone(), "client_credentials").await;
+    assert_eq!(
+        (st, body["error"].as_str()),
+        (StatusCode::UNAUTHORIZED, Some("invalid_client")),
+        "{body}"
+    );
+    assert_eq!(issued().await, 0);
+
+    let r = api(
+        reqwest::Method::PATCH,
+        &format!("/api/v3/providers/oauth2/{}/", s.provider),
+    )
+    .json(&json!({"jwt_federation_providers": [upstream["pk"]]}))
+    .send()
+    .await
+    .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    let (st, body) = federated(input.clone(), "client_credentials").await;
+    assert_eq!(st, StatusCode::OK, "{body}");
+    let claims = jwt_claims(body["access_token"].as_str().unwrap());
+    assert_eq!(claims["iss"], s.issuer.as_str());
+    assert_eq!(
+        claims["preferred_username"],
+        "ak-Upstream-client_credentials"
+    );
+    assert!(body.get("refresh_token").is_none());
+    // The same token as the client_secret (for clients that cannot send an assertion).
+    let (st, body) = token_request(
+        &s,
+        &[
+            ("grant_type", "client_credentials"),
+            ("client_id", &s.client_id),
+            ("client_secret", &input),
+        ],
+        None,
+    )
+    .await;
+    assert_eq!(st, StatusCode::OK, "{body}");
+    let logins: Value = api(
+        reqwest::Method::GET,
+        "/api/v3/events/events/?action=login&page_size=100",
+    )
+    .send()
+    .await
+    .unwrap()
+    .json()
+    .await
+    .unwrap();
+    let by_jwt: Vec<&Value> = logins["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["context"]["method"] == "jwt")
+        .collect();
+    assert_eq!(by_jwt.len(), 2, "{logins}");
+    assert_eq!(
+        by_jwt[0]["context"]["method_args"]["provider"]["name"],
+        "Upstream"
+    );
+    let before = issued().await;
+
+    // Refused, nothing issued: a tampered token, this client's own token (not a federated
+    // provider's), the federated token for another grant.
+    let mut tampered = input.clone();
+    let last = tampered.pop().unwrap();
+    tampered.push(if last == 'A' { 'B' } else { 'A' });
+    assert_eq!(jwt_claims(&input)["azp"], up.0.as_str());
+    let (st, mine) = token_request(
+        &s,
+        &[("grant_type", "client_credentials")],
+        Some((&s.client_id, &s.client_secret)),
+    )
+    .await;
+    assert_eq!(st, StatusCode::OK, "{mine}");
+    let before = before + 1;
+    for (jwt, grant) in [
+        (tampered, "client_credentials"),
+        (
+            mine["access_token"].as_str().unwrap().to_owned(),
+            "client_credentials",
+        ),
+        (input.clone(), "authorization_code"),
+        ("a.b.c".to_owned(), "client_credentials"),
+    ] {
+        let (st, body) = federated(jwt, grant).await;
+        assert_eq!(
+            (st, body["error"].as_str()),
+            (StatusCode::UNAUTHORIZED, Some("invalid_client")),
+            "{grant}: {body}"
+        );
+    }
+    assert_eq!(issued().await, before);
+
+    // The application's policies apply to the token's user.
+    let policy: Value = api(reqwest::Method::POST, "/api/v3/policies/expression/")
+        .json(&json!({"name": "nobody", "expression": "return False"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let app: Value = api(reqwest::Method::GET, "/api/v3/core/applications/rp/")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let binding: Value = api(reqwest::Method::POST, "/api/v3/policies/bindings/")
+        .json(&json!({"policy": policy["pk"], "target": app["pk"], "order": 0}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let (st, body) = federated(input.clone(), "client_credentials").await;
+    assert_eq!(
+        (st, body["error"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("invalid_grant")),
+        "{body}"
+    );
+    let r = api(
+        reqwest::Method::DELETE,
+        &format!(
+            "/api/v3/policies/bindings/{}/",
+            binding["pk"].as_str().unwrap()
+        ),
+    )
+    .send()
+    .await
+    .unwrap();
+    assert_eq!(r.status(), StatusCode::NO_CONTENT);
+
+    // A revoked input token is no credential any more.
+    let r = reqwest::Client::new()
+        .post(format!("{}/application/o/revoke/", s.app.url))
+        .basic_auth(&up.0, Some(&up.1))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(
+            form_urlencoded::Serializer::new(String::new())
+                .append_pair("token", &input)
+                .finish(),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    let (st, body) = federated(input, "client_credentials").await;
+    assert_eq!(
+        (st, body["error"].as_str()),
+        (StatusCode::UNAUTHORIZED, Some("invalid_client")),
+        "{body}"
+    );
+    assert_eq!(issued().await, before);
+    // A fresh one works again.
+    let (st, body) = federated(upstream_token().await, "client_credentials").await;
+    assert_eq!(st, StatusCode::OK, "{body}");
+}
+
 /// Pairwise subjects: the same user has one `sub` per sector (the redirect URIs' host, or a
 /// sector_identifier_uri), stable across tokens; a provider without a sector is refused.
 async fn pairwise_subjects_per_sector(b: Backend) {
@@ -2539,6 +2791,7 @@ both_backends!(
     backchannel_logout_token_reaches_the_application,
     frontchannel_logout_pages_in_the_logout_flow,
     refresh_token_threshold_rotates_only_near_expiry,
+    jwt_federation_between_providers,
     implicit_and_hybrid_with_form_post,
     client_credentials_introspection_and_revocation,
     end_session_returns_to_registered_uris_only,
