@@ -34,7 +34,6 @@ use portcullis_oauth::issue::{self, GrantData, GrantSubject, IssueOptions};
 use portcullis_oauth::provider::{IssuerMode, KIND};
 use portcullis_oauth::token::{self, GrantOutcome, TokenForm};
 use portcullis_oauth::{OAuth2Config, ResponseMode};
-use portcullis_store::StoreError;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use uuid::Uuid;
@@ -303,7 +302,8 @@ async fn discovery(
         "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post", "client_secret_jwt", "private_key_jwt"],
         "token_endpoint_auth_signing_alg_values_supported": ["HS256", "HS384", "HS512", "RS256", "ES256", "ES384", "EdDSA"],
         "code_challenge_methods_supported": ["plain", "S256"],
-        "request_parameter_supported": false,
+        "request_parameter_supported": true,
+        "request_object_signing_alg_values_supported": ["HS256", "HS384", "HS512", "RS256", "ES256", "ES384", "EdDSA"],
         "request_uri_parameter_supported": false,
         "claims_parameter_supported": true,
         "backchannel_logout_supported": true,
@@ -400,7 +400,7 @@ async fn authorize_post(
 }
 
 async fn authorize(state: &AppState, parts: Parts, query: &str) -> ApiResult<Response> {
-    let req = match AuthorizeRequest::parse(query) {
+    let mut req = match AuthorizeRequest::parse(query) {
         Ok(r) => r,
         Err(e) => return Ok(error_page(&e, StatusCode::BAD_REQUEST)),
     };
@@ -410,25 +410,37 @@ async fn authorize(state: &AppState, parts: Parts, query: &str) -> ApiResult<Res
             StatusCode::BAD_REQUEST,
         )
     };
-    let provider = match state.store.find_provider_by_client_id(&req.client_id).await {
-        Ok(p) if p.kind == KIND => p,
-        Ok(_) | Err(StoreError::NotFound) => return Ok(unknown_client()),
-        Err(e) => return Err(e.into()),
+    let svc = services(state);
+    let client = match token::find_client(&svc, &req.client_id).await {
+        Ok(Some(c)) => c,
+        Ok(None) => return Ok(unknown_client()),
+        Err(e) => return Err(ApiError::Internal(e.to_string())),
     };
-    let Some(app) = state
-        .store
-        .find_application_of_provider(provider.pk)
-        .await?
-    else {
+    let (provider, config) = (&client.provider, &client.config);
+    let Some(app) = &client.application else {
         return Ok(unknown_client());
     };
-    let config = OAuth2Config::from_value(&provider.config);
     let base = base_url(&parts);
-    let iss = issuer(&base, &config, &app);
-    let scopes = issue::provider_scopes(&services(state), &provider)
+    let iss = issuer(&base, config, app);
+    // A signed request object: its parameters replace the query's. Shown on the error page
+    // when it does not verify (its redirect_uri cannot be trusted then).
+    let audiences = portcullis_oauth::assertion::Audiences {
+        exact: vec![iss.clone(), format!("{base}/application/o/authorize/")],
+        issuer_prefix: None,
+    };
+    if let Err(e) = portcullis_oauth::request_object::apply(
+        &svc,
+        &req.client_id.clone(),
+        config,
+        &audiences,
+        &mut req,
+    ) {
+        return Ok(error_page(&e, StatusCode::BAD_REQUEST));
+    }
+    let scopes = issue::provider_scopes(&svc, provider)
         .await
         .map_err(|e| ApiError::Internal(e.to_string()))?;
-    let authorization = match authorize::validate(&req, provider.pk, &config, &scopes) {
+    let authorization = match authorize::validate(&req, provider.pk, config, &scopes) {
         Ok(a) => a,
         Err(Refusal::Page(e)) => return Ok(error_page(&e, StatusCode::BAD_REQUEST)),
         Err(Refusal::Redirect(r)) => return Ok(respond(&r.response(&iss))),
@@ -502,7 +514,7 @@ async fn authorize(state: &AppState, parts: Parts, query: &str) -> ApiResult<Res
 
     // The application's policies decide who may use it.
     let request = crate::flows_executor::flow_request(state, &parts, String::new()).await?;
-    let access = application_access(state, &app, &user, &request).await?;
+    let access = application_access(state, app, &user, &request).await?;
     if !access.passing {
         if authorization.prompt.none {
             let e = OAuthError::new(ErrorCode::AccessDenied);
@@ -526,7 +538,7 @@ async fn authorize(state: &AppState, parts: Parts, query: &str) -> ApiResult<Res
         );
         return Ok(respond(&authorization.error(e).response(&iss)));
     };
-    let permissions = consent_permissions(state, &provider, &authorization.scopes).await?;
+    let permissions = consent_permissions(state, provider, &authorization.scopes).await?;
     let silent = authorization.prompt.none;
     let authorization_prompt_consent = authorization.prompt.consent;
     let refuse = authorization.clone();
@@ -538,7 +550,7 @@ async fn authorize(state: &AppState, parts: Parts, query: &str) -> ApiResult<Res
     };
     let id = push_pending(state, &mut session, PENDING, &waiting, now).await?;
     let ctx = app_context(
-        &app,
+        app,
         permissions,
         &format!("/application/o/authorize/fulfil/?id={id}"),
     );

@@ -2292,6 +2292,217 @@ fn assertion(
     .unwrap()
 }
 
+/// Signed request objects (OIDC Core §6.1): the parameters in a JWT the client signed with its
+/// registered key or its secret replace the query's; an object that does not verify, or that
+/// names another client, server or response type, is refused on the error page, issuing nothing.
+async fn signed_request_objects(b: Backend) {
+    use base64::Engine;
+    use jsonwebtoken::{Algorithm, EncodingKey};
+    let s = setup(b, "default-provider-authorization-implicit-consent").await;
+    let now = portcullis_core::Clock::now(&portcullis_core::SystemClock);
+    let key_pair = |cn: &str| {
+        let kp = portcullis_crypto::cert::generate_self_signed_with(
+            portcullis_crypto::cert::KeyAlgorithm::EcdsaP256,
+            cn,
+            &[],
+            30,
+            now,
+        )
+        .unwrap();
+        EncodingKey::from_ec_pem(kp.private_key_pem.as_bytes()).unwrap()
+    };
+    let key = key_pair("rp");
+    let other_key = key_pair("mallory");
+    let mut jwk = jsonwebtoken::jwk::Jwk::from_encoding_key(&key, Algorithm::ES256).unwrap();
+    jwk.common.key_id = Some("rp-req".into());
+    let r = s
+        .app
+        .request(
+            reqwest::Method::PATCH,
+            &format!("/api/v3/providers/oauth2/{}/", s.provider),
+            Some(&s.app.admin_token),
+        )
+        .json(&json!({"jwks": {"keys": [jwk]}}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    let meta: Value = reqwest::get(format!("{}.well-known/openid-configuration", s.issuer))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(meta["request_parameter_supported"], true);
+    assert_eq!(meta["request_uri_parameter_supported"], false);
+
+    let t = now.timestamp();
+    let base_claims = json!({
+        "iss": s.client_id, "aud": s.issuer, "exp": t + 300, "iat": t,
+        "client_id": s.client_id, "response_type": "code", "redirect_uri": REDIRECT,
+        "scope": "openid profile", "state": "from-object", "nonce": "n-obj",
+    });
+    let with = |changes: Value| {
+        let mut c = base_claims.clone();
+        for (k, v) in changes.as_object().unwrap() {
+            if v.is_null() {
+                c.as_object_mut().unwrap().remove(k);
+            } else {
+                c[k] = v.clone();
+            }
+        }
+        c
+    };
+    let es256 = |claims: &Value, k: &EncodingKey| {
+        let mut h = jsonwebtoken::Header::new(Algorithm::ES256);
+        h.kid = Some("rp-req".into());
+        jsonwebtoken::encode(&h, claims, k).unwrap()
+    };
+    let url = |object: &str, extra: &str| {
+        format!(
+            "/application/o/authorize/?client_id={}&response_type=code&scope=openid{extra}&request={object}",
+            s.client_id
+        )
+    };
+    let mut browser = Browser::new(&s.app);
+
+    // By the registered key: the object's redirect, state and nonce are used.
+    let r = browser
+        .authorize(&url(&es256(&base_claims, &key), ""), &admin_answers)
+        .await;
+    let loc = r.location.unwrap();
+    assert!(loc.starts_with(REDIRECT), "{loc}");
+    let p = params(&loc);
+    assert_eq!(p["state"], "from-object");
+    let tokens = redeem(
+        &s,
+        Resp {
+            status: StatusCode::FOUND,
+            location: Some(loc),
+            body: Value::Null,
+        },
+    )
+    .await;
+    let id = jwt_claims(tokens["id_token"].as_str().unwrap());
+    assert_eq!(id["nonce"], "n-obj");
+    assert!(
+        tokens["scope"].as_str().unwrap().contains("profile"),
+        "{tokens}"
+    );
+    // The object wins over the query; HS256 with the client secret works too.
+    let hs = jsonwebtoken::encode(
+        &jsonwebtoken::Header::new(Algorithm::HS256),
+        &with(json!({"state": "hs"})),
+        &EncodingKey::from_secret(s.client_secret.as_bytes()).unwrap(),
+    )
+    .unwrap();
+    let r = browser
+        .authorize(&url(&hs, "&state=query"), &|_| None)
+        .await;
+    assert_eq!(params(&r.location.unwrap())["state"], "hs");
+
+    // Refused on the error page, nothing issued.
+    let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    let unsigned = format!(
+        "{}.{}.",
+        b64.encode(r#"{"alg":"none"}"#),
+        b64.encode(base_claims.to_string())
+    );
+    let mut tampered = es256(&base_claims, &key);
+    let (head, _) = tampered.rsplit_once('.').unwrap();
+    tampered = format!("{head}.{}", b64.encode(vec![7u8; 64]));
+    let grants_before = s
+        .app
+        .state
+        .store
+        .list_oauth_grants_of_provider(s.provider as i32)
+        .await
+        .unwrap()
+        .len();
+    let cases: Vec<(&str, String, &str)> = vec![
+        ("alg none", unsigned, ""),
+        ("tampered", tampered, ""),
+        ("another key", es256(&base_claims, &other_key), ""),
+        (
+            "another iss",
+            es256(&with(json!({"iss": "someone"})), &key),
+            "",
+        ),
+        (
+            "another aud",
+            es256(&with(json!({"aud": "https://elsewhere.example/"})), &key),
+            "",
+        ),
+        ("expired", es256(&with(json!({"exp": t - 600})), &key), ""),
+        (
+            "valid for days",
+            es256(&with(json!({"exp": t + 86400 * 3})), &key),
+            "",
+        ),
+        (
+            "another client_id",
+            es256(&with(json!({"client_id": "other"})), &key),
+            "",
+        ),
+        (
+            "another response_type",
+            es256(&with(json!({"response_type": "id_token"})), &key),
+            "",
+        ),
+        (
+            "a number for state",
+            es256(&with(json!({"state": 5})), &key),
+            "",
+        ),
+        (
+            "unregistered redirect",
+            es256(
+                &with(json!({"redirect_uri": "https://evil.example/cb"})),
+                &key,
+            ),
+            "",
+        ),
+        (
+            "with request_uri",
+            es256(&base_claims, &key),
+            "&request_uri=https%3A%2F%2Frp.example%2Fr",
+        ),
+        ("garbage", "a.b.c".to_owned(), ""),
+        ("oversized", "x".repeat(20_000), ""),
+    ];
+    for (what, object, extra) in cases {
+        let r = browser.get(&url(&object, extra)).await;
+        assert_eq!(r.status, StatusCode::BAD_REQUEST, "{what}: {:?}", r.body);
+        assert!(
+            r.location.is_none(),
+            "{what}: redirected to {:?}",
+            r.location
+        );
+    }
+    assert_eq!(
+        s.app
+            .state
+            .store
+            .list_oauth_grants_of_provider(s.provider as i32)
+            .await
+            .unwrap()
+            .len(),
+        grants_before
+    );
+    // request_uri alone stays unsupported, said to the (registered) redirect URI.
+    let r = browser
+        .get(&format!(
+            "/application/o/authorize/?client_id={}&response_type=code&scope=openid&redirect_uri={}&request_uri=https%3A%2F%2Frp.example%2Fr",
+            s.client_id,
+            form_urlencoded::byte_serialize(REDIRECT.as_bytes()).collect::<String>()
+        ))
+        .await;
+    assert_eq!(
+        params(r.location.as_deref().unwrap())["error"],
+        "request_uri_not_supported"
+    );
+}
+
 /// private_key_jwt with the client's registered JWKS (the RP redeems its code with an
 /// assertion instead of a secret), client_secret_jwt, and assertions that must fail: replayed,
 /// `alg: none`, another key, another audience, expired, valid too long.
@@ -2792,6 +3003,7 @@ both_backends!(
     frontchannel_logout_pages_in_the_logout_flow,
     refresh_token_threshold_rotates_only_near_expiry,
     jwt_federation_between_providers,
+    signed_request_objects,
     implicit_and_hybrid_with_form_post,
     client_credentials_introspection_and_revocation,
     end_session_returns_to_registered_uris_only,

@@ -34,7 +34,7 @@ pub struct Audiences {
 }
 
 impl Audiences {
-    fn accepts(&self, aud: &str) -> bool {
+    pub(crate) fn accepts(&self, aud: &str) -> bool {
         if self.exact.iter().any(|a| a == aud) {
             return true;
         }
@@ -61,6 +61,36 @@ pub fn unverified_subject(assertion: &str) -> Option<String> {
     v.get("sub")?.as_str().map(str::to_owned)
 }
 
+/// The key that checks a JWT the client signed (an assertion, a request object): its client
+/// secret for HS256/384/512 (`client_secret_jwt`), else the registered public key the header's
+/// `kid` names (or the only one). `alg: none` never gets here: `jsonwebtoken` refuses it.
+pub(crate) fn client_key(
+    svc: &OAuthServices,
+    config: &OAuth2Config,
+    header: &jsonwebtoken::Header,
+) -> Result<DecodingKey, &'static str> {
+    match header.alg {
+        Algorithm::HS256 | Algorithm::HS384 | Algorithm::HS512 => {
+            let secret = client_secret(svc, config).map_err(|_| "no client secret")?;
+            if secret.is_empty() {
+                return Err("an HMAC signature without a client secret");
+            }
+            DecodingKey::from_secret(secret.as_bytes()).map_err(|_| "bad client secret")
+        }
+        _ => {
+            let set: JwkSet = serde_json::from_value(config.jwks.clone())
+                .map_err(|_| "no registered client keys")?;
+            let jwk = match header.kid.as_deref() {
+                Some(kid) => set.find(kid),
+                None if set.keys.len() == 1 => set.keys.first(),
+                None => None,
+            }
+            .ok_or("no registered key matches the signature")?;
+            DecodingKey::from_jwk(jwk).map_err(|_| "unusable registered key")
+        }
+    }
+}
+
 /// Verifies `assertion` for `provider`; the error says why (for the log only: the client is
 /// told `invalid_client`).
 pub async fn verify(
@@ -75,26 +105,7 @@ pub async fn verify(
     }
     let client_id = provider.client_id.as_deref().ok_or("client without id")?;
     let header = jsonwebtoken::decode_header(assertion).map_err(|_| "malformed assertion")?;
-    let key = match header.alg {
-        Algorithm::HS256 | Algorithm::HS384 | Algorithm::HS512 => {
-            let secret = client_secret(svc, config).map_err(|_| "no client secret")?;
-            if secret.is_empty() {
-                return Err("client_secret_jwt without a client secret");
-            }
-            DecodingKey::from_secret(secret.as_bytes()).map_err(|_| "bad client secret")?
-        }
-        _ => {
-            let set: JwkSet = serde_json::from_value(config.jwks.clone())
-                .map_err(|_| "no registered client keys")?;
-            let jwk = match header.kid.as_deref() {
-                Some(kid) => set.find(kid),
-                None if set.keys.len() == 1 => set.keys.first(),
-                None => None,
-            }
-            .ok_or("no registered key matches the assertion")?;
-            DecodingKey::from_jwk(jwk).map_err(|_| "unusable registered key")?
-        }
-    };
+    let key = client_key(svc, config, &header)?;
     let mut v = Validation::new(header.alg);
     v.validate_aud = false;
     v.set_required_spec_claims(&["exp", "iss", "sub", "aud"]);

@@ -60,7 +60,12 @@ impl AuthorizeRequest {
                     "too many parameters",
                 ));
             }
-            if v.len() > MAX_PARAM_LEN {
+            let limit = if k == "request" {
+                crate::request_object::MAX_REQUEST_OBJECT_LEN
+            } else {
+                MAX_PARAM_LEN
+            };
+            if v.len() > limit {
                 return Err(OAuthError::described(
                     ErrorCode::InvalidRequest,
                     format!("{k} is too long"),

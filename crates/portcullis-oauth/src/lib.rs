@@ -49,6 +49,7 @@ pub mod logout;
 pub mod pkce;
 pub mod provider;
 pub mod redirect_uri;
+pub mod request_object;
 pub mod response;
 pub mod scope;
 pub mod token;
