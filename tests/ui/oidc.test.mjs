@@ -15,6 +15,7 @@ import http from 'node:http';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { chromium } from 'playwright-core';
+import * as jose from 'jose';
 
 const STEP_TIMEOUT_MS = 10_000;
 const BASE = (process.env.PORTCULLIS_URL || '').replace(/\/+$/, '');
@@ -220,11 +221,12 @@ test('logging out loads each front-channel logout page in an iframe, then goes o
         // then goes on by itself to the end of the flow (the login page).
         // (A new tab: the first is on the browser's error page for the RP.)
         const tab = await context.newPage();
-        const shown = tab.waitForResponse((r) => r.url().includes('/if/flow/default-invalidation-flow/') && r.request().method() === 'GET' && r.status() === 200);
+        // The receiver is loaded by a frame of the page (not by a navigation of the page itself).
+        const framed = tab.waitForRequest((r) => r.url().startsWith(receiver.split('?')[0]));
         // Only until the first response: the page's script moves on by itself.
         await tab.goto('/flows/-/default/invalidation/', { waitUntil: 'commit' });
-        const framed = await (await shown).text();
-        assert.ok(framed.includes('<iframe class="logout"'), framed.slice(0, 500));
+        const frameRequest = await framed;
+        assert.notEqual(frameRequest.frame(), tab.mainFrame(), 'the logout URL was not loaded in an iframe');
         await tab.waitForURL((u) => u.pathname.startsWith('/if/flow/default-authentication-flow/'), { timeout: STEP_TIMEOUT_MS });
         await tab.locator('input[name="uid_field"]').waitFor({ state: 'visible' });
         assert.equal(hits.length, 1, `front-channel requests: ${hits.map(String)}`);
@@ -241,4 +243,62 @@ test('logging out loads each front-channel logout page in an iframe, then goes o
     } finally {
         server.close();
     }
+});
+
+test('encrypted ID tokens decrypt with the encryption key and verify with the JWKS (jose)', { timeout: 6 * STEP_TIMEOUT_MS }, async () => {
+    // An independent JOSE implementation (panva/jose) reads what Portcullis encrypts.
+    const flow = async (slug) => (await api('GET', `/api/v3/flows/instances/${slug}/`)).pk;
+    let made = 0;
+    const generate = (alg) => api('POST', '/api/v3/crypto/certificatekeypairs/generate/', { common_name: `enc-test-${alg}-${made++}`, validity_days: 30, alg });
+    const signing = await generate('ecdsa');
+    const encryption = await generate('rsa');
+    const scopes = await api('GET', '/api/v3/propertymappings/provider/scope/?managed__isnull=false&page_size=100');
+    const provider = await api('POST', '/api/v3/providers/oauth2/', {
+        name: 'Encrypted RP',
+        authorization_flow: await flow('default-provider-authorization-implicit-consent'),
+        invalidation_flow: await flow('default-provider-invalidation-flow'),
+        redirect_uris: [{ matching_mode: 'strict', url: REDIRECT }],
+        property_mappings: scopes.results.map((m) => m.pk),
+        signing_key: signing.pk,
+        encryption_key: encryption.pk,
+    });
+    await api('POST', '/api/v3/core/applications/', { name: 'Encrypted RP', slug: 'enc-rp', provider: provider.pk });
+
+    const r = await fetch(`${BASE}/application/o/token/`, {
+        method: 'POST',
+        headers: { 'Content-Type': 'application/x-www-form-urlencoded' },
+        body: new URLSearchParams({
+            grant_type: 'client_credentials', scope: 'openid profile',
+            client_id: provider.client_id, client_secret: provider.client_secret,
+        }),
+    });
+    const tokens = await r.json();
+    assert.equal(r.status, 200, JSON.stringify(tokens));
+
+    const pem = (await api('GET', `/api/v3/crypto/certificatekeypairs/${encryption.pk}/view_private_key/`)).data;
+    const privateKey = await jose.importPKCS8(pem, 'RSA-OAEP-256');
+    const { plaintext, protectedHeader } = await jose.compactDecrypt(tokens.id_token, privateKey);
+    assert.equal(protectedHeader.alg, 'RSA-OAEP-256');
+    assert.equal(protectedHeader.enc, 'A256CBC-HS512');
+    assert.equal(protectedHeader.cty, 'JWT');
+
+    const jwks = await (await fetch(`${BASE}/application/o/enc-rp/jwks/`)).json();
+    assert.ok(jwks.keys.some((k) => k.use === 'enc' && k.kid === protectedHeader.kid), JSON.stringify(jwks));
+    const signingKeys = jose.createLocalJWKSet({ keys: jwks.keys.filter((k) => k.use === 'sig') });
+    const { payload, protectedHeader: inner } = await jose.jwtVerify(new TextDecoder().decode(plaintext), signingKeys, {
+        issuer: `${BASE}/application/o/enc-rp/`,
+        audience: provider.client_id,
+    });
+    assert.equal(inner.alg, 'ES256');
+    assert.equal(payload.preferred_username, 'ak-Encrypted RP-client_credentials');
+
+    // Another key cannot decrypt it; a changed byte fails the tag.
+    const other = await generate('rsa');
+    const otherPem = (await api('GET', `/api/v3/crypto/certificatekeypairs/${other.pk}/view_private_key/`)).data;
+    await assert.rejects(jose.compactDecrypt(tokens.id_token, await jose.importPKCS8(otherPem, 'RSA-OAEP-256')));
+    const parts = tokens.id_token.split('.');
+    const ct = Buffer.from(parts[3], 'base64url');
+    ct[0] ^= 1;
+    parts[3] = ct.toString('base64url');
+    await assert.rejects(jose.compactDecrypt(parts.join('.'), privateKey));
 });

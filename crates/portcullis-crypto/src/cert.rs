@@ -287,7 +287,7 @@ fn check_size(pem: &str) -> Result<(), CryptoError> {
 }
 
 /// The DER of the first `CERTIFICATE` block.
-fn certificate_der(pem: &str) -> Result<Vec<u8>, CryptoError> {
+pub(crate) fn certificate_der(pem: &str) -> Result<Vec<u8>, CryptoError> {
     check_size(pem)?;
     pem::parse_many(pem)
         .map_err(|e| CryptoError::Pem(e.to_string()))?
@@ -297,7 +297,7 @@ fn certificate_der(pem: &str) -> Result<Vec<u8>, CryptoError> {
         .ok_or_else(|| CryptoError::Pem("no certificate block".to_owned()))
 }
 
-fn parse_der(der: &[u8]) -> Result<X509Certificate<'_>, CryptoError> {
+pub(crate) fn parse_der(der: &[u8]) -> Result<X509Certificate<'_>, CryptoError> {
     let (rest, cert) =
         X509Certificate::from_der(der).map_err(|e| CryptoError::Certificate(e.to_string()))?;
     if !rest.is_empty() {

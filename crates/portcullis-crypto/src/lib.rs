@@ -8,9 +8,11 @@
 //! - [`secret`]: encryption of secrets at rest, with key ids so keys can rotate.
 //! - [`random`]: random strings and constant-time comparison.
 //! - [`cert`]: self-signed certificates, certificate inspection and private key checks.
+//! - [`jws`] and [`jwe`]: signed and encrypted tokens.
 
 pub mod cert;
 mod error;
+pub mod jwe;
 pub mod jws;
 pub mod password;
 pub mod random;

@@ -281,7 +281,7 @@ async fn discovery(
     .into_iter()
     .filter(|g| config.allows_grant(g))
     .collect();
-    let doc = json!({
+    let mut doc = json!({
         "issuer": issuer(&base, &config, &app),
         "authorization_endpoint": format!("{o}/authorize/"),
         "token_endpoint": format!("{o}/token/"),
@@ -312,21 +312,42 @@ async fn discovery(
         "frontchannel_logout_session_supported": true,
         "authorization_response_iss_parameter_supported": true,
     });
+    if config.encryption_key.is_some()
+        && let Some(o) = doc.as_object_mut()
+    {
+        o.insert(
+            "id_token_encryption_alg_values_supported".into(),
+            json!([portcullis_crypto::jwe::ALG]),
+        );
+        o.insert(
+            "id_token_encryption_enc_values_supported".into(),
+            json!([portcullis_crypto::jwe::ENC]),
+        );
+    }
     Ok(cors_public(json_response(StatusCode::OK, &doc)))
 }
 
 async fn jwks(State(state): State<Arc<AppState>>, Path(slug): Path<String>) -> ApiResult<Response> {
     let (_, provider) = app_and_provider(&state, &slug).await?;
     let config = OAuth2Config::from_value(&provider.config);
-    let doc = match config.signing_key {
+    let svc = services(&state);
+    let mut doc = match config.signing_key {
         Some(_) => {
-            let signer = issue::signer(&services(&state), &provider, &config)
+            let signer = issue::signer(&svc, &provider, &config)
                 .await
                 .map_err(|e| ApiError::Internal(e.to_string()))?;
             portcullis_crypto::jws::jwks([signer.as_ref()])
         }
         None => json!({"keys": []}),
     };
+    // The encryption key too (`use: enc`), as authentik publishes it.
+    if let Some(enc) = issue::encrypter(&svc, &provider, &config)
+        .await
+        .map_err(|e| ApiError::Internal(e.to_string()))?
+        && let Some(keys) = doc.get_mut("keys").and_then(Value::as_array_mut)
+    {
+        keys.push(enc.public_jwk().clone());
+    }
     Ok(cors_public(json_response(StatusCode::OK, &doc)))
 }
 

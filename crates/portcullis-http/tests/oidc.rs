@@ -2292,6 +2292,111 @@ fn assertion(
     .unwrap()
 }
 
+/// With an `encryption_key` (an RSA certificate), ID tokens are JWEs (RSA-OAEP-256,
+/// A256CBC-HS512) whose header names the key published in the JWKS with `use: enc`; access
+/// tokens stay signed JWTs; a non-RSA key is refused. (Decryption by an independent JOSE
+/// library is checked in tests/ui/oidc.test.mjs.)
+async fn encrypted_id_tokens(b: Backend) {
+    let s = setup(b, "default-provider-authorization-implicit-consent").await;
+    let api = |m: reqwest::Method, p: &str| s.app.request(m, p, Some(&s.app.admin_token));
+    let generate = |alg: &'static str| {
+        let req = api(
+            reqwest::Method::POST,
+            "/api/v3/crypto/certificatekeypairs/generate/",
+        )
+        .json(&json!({"common_name": format!("enc-{alg}"), "validity_days": 30, "alg": alg}));
+        async move { req.send().await.unwrap().json::<Value>().await.unwrap() }
+    };
+    let ec = generate("ecdsa").await;
+    let patch = |body: Value| {
+        api(
+            reqwest::Method::PATCH,
+            &format!("/api/v3/providers/oauth2/{}/", s.provider),
+        )
+        .json(&body)
+        .send()
+    };
+    let r = patch(json!({"encryption_key": ec["pk"]})).await.unwrap();
+    assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+    let body: Value = r.json().await.unwrap();
+    assert!(body["encryption_key"].is_array(), "{body}");
+    let rsa = generate("rsa").await;
+    let r = patch(json!({"encryption_key": rsa["pk"]})).await.unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+
+    let jwks: Value = reqwest::get(format!("{}jwks/", s.issuer))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let keys = jwks["keys"].as_array().unwrap();
+    assert_eq!(keys.len(), 2, "{jwks}");
+    let enc = keys.iter().find(|k| k["use"] == "enc").unwrap();
+    assert_eq!(enc["kty"], "RSA");
+    assert_eq!(enc["alg"], "RSA-OAEP-256");
+    assert!(enc["x5c"].is_array());
+    let meta: Value = reqwest::get(format!("{}.well-known/openid-configuration", s.issuer))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        meta["id_token_encryption_enc_values_supported"],
+        json!(["A256CBC-HS512"])
+    );
+
+    let (st, tokens) = token_request(
+        &s,
+        &[
+            ("grant_type", "client_credentials"),
+            ("scope", "openid profile"),
+        ],
+        Some((&s.client_id, &s.client_secret)),
+    )
+    .await;
+    assert_eq!(st, StatusCode::OK, "{tokens}");
+    let id = tokens["id_token"].as_str().unwrap();
+    assert_eq!(id.split('.').count(), 5, "{id}");
+    let header: Value = serde_json::from_slice(
+        &base64::Engine::decode(
+            &base64::engine::general_purpose::URL_SAFE_NO_PAD,
+            id.split('.').next().unwrap(),
+        )
+        .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(
+        header,
+        json!({"alg": "RSA-OAEP-256", "enc": "A256CBC-HS512", "kid": enc["kid"], "cty": "JWT"})
+    );
+    // Nothing of the claims is readable in any part.
+    for part in id.split('.') {
+        let raw = base64::Engine::decode(&base64::engine::general_purpose::URL_SAFE_NO_PAD, part)
+            .unwrap();
+        assert!(
+            !raw.windows(8).any(|w| w == b"ak-RP-cl"),
+            "plaintext in {part}"
+        );
+    }
+    // The access token is still a signed JWT the resource server can read.
+    let at = tokens["access_token"].as_str().unwrap();
+    assert_eq!(at.split('.').count(), 3);
+    assert_eq!(jwt_claims(at)["iss"], s.issuer.as_str());
+
+    // No key, no encryption.
+    let r = patch(json!({"encryption_key": null})).await.unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    let (_, tokens) = token_request(
+        &s,
+        &[("grant_type", "client_credentials"), ("scope", "openid")],
+        Some((&s.client_id, &s.client_secret)),
+    )
+    .await;
+    assert_eq!(tokens["id_token"].as_str().unwrap().split('.').count(), 3);
+}
+
 /// Signed request objects (OIDC Core §6.1): the parameters in a JWT the client signed with its
 /// registered key or its secret replace the query's; an object that does not verify, or that
 /// names another client, server or response type, is refused on the error page, issuing nothing.
@@ -3004,6 +3109,7 @@ both_backends!(
     refresh_token_threshold_rotates_only_near_expiry,
     jwt_federation_between_providers,
     signed_request_objects,
+    encrypted_id_tokens,
     implicit_and_hybrid_with_form_post,
     client_credentials_introspection_and_revocation,
     end_session_returns_to_registered_uris_only,

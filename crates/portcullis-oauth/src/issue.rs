@@ -12,6 +12,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use chrono::{DateTime, Utc};
 use portcullis_core::PropertyMapping;
 use portcullis_core::{Clock, OAuthGrant, OAuthGrantKind, Provider};
+use portcullis_crypto::jwe::JweEncrypter;
 use portcullis_crypto::jws::{JwsAlgorithm, JwsSigner};
 use portcullis_crypto::{SecretBox, random_string, sha256_hex};
 use portcullis_policy::{ExpressionPolicy, PolicyRequest, PolicyUser};
@@ -49,6 +50,7 @@ pub struct OAuthServices {
 #[derive(Default)]
 pub struct OAuthCache {
     signers: TtlMap<i32, Arc<JwsSigner>>,
+    encrypters: TtlMap<i32, Option<Arc<JweEncrypter>>>,
     mappings: TtlMap<i32, Arc<Vec<PropertyMapping>>>,
     pub(crate) clients: TtlMap<String, Arc<crate::token::Client>>,
     pub(crate) service_accounts: TtlMap<i32, Arc<UserWithGroups>>,
@@ -107,6 +109,28 @@ pub async fn signer(
     let s = Arc::new(load_signer(svc, config).await?);
     svc.cache.signers.put(provider.pk, generation, s.clone());
     Ok(s)
+}
+
+/// The provider's ID-token encrypter (its `encryption_key`, an RSA certificate), from the
+/// cache; `None` when it has none.
+pub async fn encrypter(
+    svc: &OAuthServices,
+    provider: &Provider,
+    config: &OAuth2Config,
+) -> Result<Option<Arc<JweEncrypter>>, OAuthError> {
+    let Some(uuid) = config.encryption_key else {
+        return Ok(None);
+    };
+    let generation = svc.store.changes();
+    if let Some(e) = svc.cache.encrypters.get(&provider.pk, generation) {
+        return Ok(e);
+    }
+    let kp = svc.store.find_certificate_keypair(uuid).await?;
+    let e = Some(Arc::new(
+        JweEncrypter::from_certificate_pem(&kp.certificate_pem).map_err(server_error)?,
+    ));
+    svc.cache.encrypters.put(provider.pk, generation, e.clone());
+    Ok(e)
 }
 
 async fn load_signer(svc: &OAuthServices, config: &OAuth2Config) -> Result<JwsSigner, OAuthError> {
@@ -499,7 +523,14 @@ pub async fn issue_tokens(
                 id.entry(k.clone()).or_insert_with(|| v.clone());
             }
         }
-        Some(signer.sign(&id, "JWT").map_err(server_error)?)
+        let signed = signer.sign(&id, "JWT").map_err(server_error)?;
+        // With an encryption key, the client gets the signed ID token inside a JWE.
+        Some(match encrypter(svc, sub.provider, sub.config).await? {
+            Some(enc) => enc
+                .encrypt(signed.as_bytes(), Some("JWT"))
+                .map_err(server_error)?,
+            None => signed,
+        })
     } else {
         None
     };

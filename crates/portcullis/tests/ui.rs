@@ -1,5 +1,6 @@
 //! Browser tests: starts the real `portcullis` binary, then runs `tests/ui/login.test.mjs` (the
-//! login page) and `tests/ui/oidc.test.mjs` (OpenID Connect sign-in with consent and logout) in
+//! login page) and `tests/ui/oidc.test.mjs` (OpenID Connect sign-in with consent and logout,
+//! front-channel logout, encrypted ID tokens read with the `jose` library) in
 //! headless Debian chromium through playwright-core, with node's test runner. `scripts/test` installs chromium and node, runs `npm ci` in tests/ui and sets
 //! `PORTCULLIS_TEST_NODE` / `PORTCULLIS_TEST_UI_DIR`. Screenshots land in
 //! `$PORTCULLIS_ARTIFACTS_DIR/ui/`.

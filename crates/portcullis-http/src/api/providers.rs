@@ -454,7 +454,16 @@ async fn apply(
     ] {
         if let Some(Some(u)) = key {
             match store.find_certificate_keypair(u).await {
-                Ok(kp) if field == "encryption_key" || kp.has_private_key => {}
+                Ok(kp) if field == "encryption_key" => {
+                    if portcullis_crypto::jwe::JweEncrypter::from_certificate_pem(
+                        &kp.certificate_pem,
+                    )
+                    .is_err()
+                    {
+                        errors.add(field, "Encrypted tokens need an RSA certificate.");
+                    }
+                }
+                Ok(kp) if kp.has_private_key => {}
                 Ok(_) => errors.add(field, "This certificate-key pair has no private key."),
                 Err(StoreError::NotFound) => {
                     errors.add(
