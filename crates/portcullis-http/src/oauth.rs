@@ -45,6 +45,9 @@ use crate::error::{ApiError, ApiResult};
 const PENDING: &str = "oauth_pending";
 /// Most authorizations one session may have waiting (oldest dropped first).
 const MAX_PENDING: usize = 8;
+/// The session data key of the authorization request that asked for a new login
+/// (`prompt=login` / `select_account`), and when.
+const REAUTH: &str = "oauth_reauth";
 /// How long an authorization may wait for its flow.
 const PENDING_TTL_SECONDS: i64 = 30 * 60;
 /// The largest token or userinfo request body read.
@@ -473,20 +476,26 @@ async fn authorize(state: &AppState, parts: Parts, query: &str) -> ApiResult<Res
     let too_old = authorization
         .max_age
         .is_some_and(|max| auth_time.is_none_or(|t| now - t > max));
-    if session.user().is_none() || authorization.prompt.login || too_old {
+    // prompt=login, and select_account (the person may log in as someone else), ask for a new
+    // login. The request comes back unchanged after it (its parameters may be signed, in a
+    // request object), so the session remembers which request sent the person to log in and
+    // when: a login after that satisfies it (authentik keeps a similar flag).
+    let fresh_login = authorization.prompt.login || authorization.prompt.select_account;
+    let request_hash = portcullis_crypto::sha256_hex(query.as_bytes());
+    let relogged = fresh_login
+        && session.data(REAUTH).is_some_and(|m| {
+            m.get("request").and_then(Value::as_str) == Some(request_hash.as_str())
+                && m.get("at")
+                    .and_then(Value::as_i64)
+                    .is_some_and(|at| auth_time.is_some_and(|t| t >= at))
+        });
+    if session.user().is_none() || (fresh_login && !relogged) || too_old {
         if authorization.prompt.none {
             let e = OAuthError::new(ErrorCode::LoginRequired);
             return Ok(respond(&authorization.error(e).response(&iss)));
         }
-        // Log in first, then come back; prompt=login is satisfied by that login, so the way
-        // back drops it (otherwise the person would loop).
-        let back: String = form_urlencoded::Serializer::new(String::new())
-            .extend_pairs(
-                form_urlencoded::parse(query.as_bytes())
-                    .filter(|(k, v)| !(k == "prompt" && v.split(' ').any(|p| p == "login"))),
-            )
-            .finish();
-        let next = format!("/application/o/authorize/?{back}");
+        // Log in first, then come back.
+        let next = format!("/application/o/authorize/?{query}");
         let flow_slug = match provider.authentication_flow {
             Some(f) => state.store.find_flow(f).await.ok().map(|f| f.slug),
             None => None,
@@ -523,11 +532,24 @@ async fn authorize(state: &AppState, parts: Parts, query: &str) -> ApiResult<Res
             // A fresh login is required: the current one ends.
             session.logout(&state.store).await?;
         }
+        if fresh_login {
+            session
+                .set_data(
+                    &state.store,
+                    REAUTH,
+                    Some(json!({"request": request_hash, "at": now})),
+                )
+                .await?;
+            session.save(&state.store).await?;
+        }
         return Ok(crate::session::with_cookies(
             Redirect::to(&to).into_response(),
             &session,
             &parts,
         ));
+    }
+    if relogged {
+        session.set_data(&state.store, REAUTH, None).await?;
     }
     let Some(user) = session.user().cloned() else {
         return Err(ApiError::Internal("no user after login check".into()));

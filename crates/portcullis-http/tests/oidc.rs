@@ -1779,6 +1779,77 @@ async fn claims_parameter_selects_id_token_claims(b: Backend) {
     );
 }
 
+/// prompt=login and prompt=select_account ask for a new login once (then the code comes), also
+/// when the prompt is inside a signed request object; max_age asks when the login is older.
+async fn prompt_login_select_account_and_max_age_ask_to_log_in(b: Backend) {
+    let clock = portcullis_core::FixedClock::new(portcullis_core::Clock::now(
+        &portcullis_core::SystemClock,
+    ));
+    let s = setup_with_clock(
+        b,
+        "default-provider-authorization-implicit-consent",
+        std::sync::Arc::new(clock.clone()),
+    )
+    .await;
+    let mut browser = Browser::new(&s.app);
+    let redirect = form_urlencoded::byte_serialize(REDIRECT.as_bytes()).collect::<String>();
+    let logins = std::cell::Cell::new(0);
+    let counting = |c: &Value| {
+        if c["component"] == "ak-stage-identification" {
+            logins.set(logins.get() + 1);
+        }
+        admin_answers(c)
+    };
+    let object = |prompt: &str| {
+        let t = portcullis_core::Clock::now(&clock).timestamp();
+        jsonwebtoken::encode(
+            &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256),
+            &json!({"iss": s.client_id, "aud": s.issuer, "exp": t + 300, "prompt": prompt}),
+            &jsonwebtoken::EncodingKey::from_secret(s.client_secret.as_bytes()).unwrap(),
+        )
+        .unwrap()
+    };
+    for (extra, expected) in [
+        (String::new(), 1),
+        (String::new(), 0),
+        ("&prompt=login".to_owned(), 1),
+        (String::new(), 0),
+        ("&prompt=select_account".to_owned(), 1),
+        ("&max_age=600".to_owned(), 0),
+        (format!("&request={}", object("login")), 1),
+        (format!("&request={}", object("consent")), 0),
+    ] {
+        logins.set(0);
+        let url = format!(
+            "/application/o/authorize/?client_id={}&redirect_uri={redirect}&response_type=code&scope=openid&state=st{extra}",
+            s.client_id
+        );
+        let r = browser.authorize(&url, &counting).await;
+        assert_eq!(logins.get(), expected, "{extra}");
+        assert!(redeem(&s, r).await["access_token"].is_string(), "{extra}");
+    }
+    // Ten minutes on, a login older than max_age=300 is asked for again; max_age=3600 is not.
+    clock.advance(chrono::Duration::seconds(600));
+    for (extra, expected) in [("&max_age=300", 1), ("&max_age=3600", 0)] {
+        logins.set(0);
+        let url = format!(
+            "/application/o/authorize/?client_id={}&redirect_uri={redirect}&response_type=code&scope=openid&state=ma{extra}",
+            s.client_id
+        );
+        let r = browser.authorize(&url, &counting).await;
+        assert_eq!(logins.get(), expected, "{extra}");
+        let tokens = redeem(&s, r).await;
+        let auth_time = jwt_claims(tokens["id_token"].as_str().unwrap())["auth_time"]
+            .as_i64()
+            .unwrap();
+        assert_eq!(
+            auth_time,
+            portcullis_core::Clock::now(&clock).timestamp(),
+            "{extra}"
+        );
+    }
+}
+
 /// prompt=consent asks even through a flow that never would (authentik's in-memory consent
 /// stage), every time, and remembers nothing.
 async fn prompt_consent_always_asks(b: Backend) {
@@ -3110,6 +3181,7 @@ both_backends!(
     jwt_federation_between_providers,
     signed_request_objects,
     encrypted_id_tokens,
+    prompt_login_select_account_and_max_age_ask_to_log_in,
     implicit_and_hybrid_with_form_post,
     client_credentials_introspection_and_revocation,
     end_session_returns_to_registered_uris_only,
