@@ -236,7 +236,7 @@ test('logging out loads each front-channel logout page in an iframe, then goes o
         assert.equal(hits[0].searchParams.get('sid'), sid);
         await tab.screenshot({ path: path.join(SHOTS, 'oidc-03-after-frontchannel-logout.png'), fullPage: true });
 
-        // The session is over: the application's tokens are revoked.
+        // The Portcullis session is over: its cookie no longer authenticates the API.
         const r = await fetch(`${BASE}/api/v3/core/users/me/`, { headers: { Cookie: (await context.cookies()).map((c) => `${c.name}=${c.value}`).join('; ') } });
         assert.notEqual(r.status, 200);
         await context.close();

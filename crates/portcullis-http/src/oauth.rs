@@ -45,6 +45,11 @@ use crate::error::{ApiError, ApiResult};
 const PENDING: &str = "oauth_pending";
 /// Most authorizations one session may have waiting (oldest dropped first).
 const MAX_PENDING: usize = 8;
+/// What a client may sign its assertions and request objects with: its secret (HS*) or a key
+/// registered in its `jwks`.
+const CLIENT_SIGNING_ALGS: [&str; 7] = [
+    "HS256", "HS384", "HS512", "RS256", "ES256", "ES384", "EdDSA",
+];
 /// The session data key of the authorization request that asked for a new login
 /// (`prompt=login` / `select_account`), and when.
 const REAUTH: &str = "oauth_reauth";
@@ -303,10 +308,10 @@ async fn discovery(
         "claims_supported": ["sub", "iss", "aud", "exp", "iat", "auth_time", "acr", "amr", "nonce", "sid",
             "email", "email_verified", "name", "given_name", "preferred_username", "nickname", "groups"],
         "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post", "client_secret_jwt", "private_key_jwt"],
-        "token_endpoint_auth_signing_alg_values_supported": ["HS256", "HS384", "HS512", "RS256", "ES256", "ES384", "EdDSA"],
+        "token_endpoint_auth_signing_alg_values_supported": CLIENT_SIGNING_ALGS,
         "code_challenge_methods_supported": ["plain", "S256"],
         "request_parameter_supported": true,
-        "request_object_signing_alg_values_supported": ["HS256", "HS384", "HS512", "RS256", "ES256", "ES384", "EdDSA"],
+        "request_object_signing_alg_values_supported": CLIENT_SIGNING_ALGS,
         "request_uri_parameter_supported": false,
         "claims_parameter_supported": true,
         "backchannel_logout_supported": true,
@@ -343,13 +348,18 @@ async fn jwks(State(state): State<Arc<AppState>>, Path(slug): Path<String>) -> A
         }
         None => json!({"keys": []}),
     };
-    // The encryption key too (`use: enc`), as authentik publishes it.
-    if let Some(enc) = issue::encrypter(&svc, &provider, &config)
-        .await
-        .map_err(|e| ApiError::Internal(e.to_string()))?
-        && let Some(keys) = doc.get_mut("keys").and_then(Value::as_array_mut)
-    {
-        keys.push(enc.public_jwk().clone());
+    // The encryption key too (`use: enc`), as authentik publishes it. A broken one (deleted,
+    // no longer RSA) is left out: the signing keys must stay readable for every client.
+    match issue::encrypter(&svc, &provider, &config).await {
+        Ok(Some(enc)) => {
+            if let Some(keys) = doc.get_mut("keys").and_then(Value::as_array_mut) {
+                keys.push(enc.public_jwk().clone());
+            }
+        }
+        Ok(None) => {}
+        Err(e) => {
+            tracing::warn!(provider = %provider.name, error = %e, "jwks: the encryption key cannot be used")
+        }
     }
     Ok(cors_public(json_response(StatusCode::OK, &doc)))
 }
@@ -986,7 +996,7 @@ async fn token_endpoint(
             token::refresh_token(&svc, &client, &form, &iss, &mut outcome).await
         }
         Some("client_credentials" | "password") if form.get("username").is_some() => {
-            app_password_grant(&state, &parts, &client, app, &form, &iss).await?
+            app_password_grant(&state, &parts, &client, app, &form).await?
         }
         Some("client_credentials") => {
             token::client_credentials_grant(&svc, &client, &form, &iss).await
@@ -1028,18 +1038,21 @@ async fn token_endpoint(
 }
 
 /// JWT federation between providers (authentik's `jwt_federation_providers`): a
-/// `client_credentials` request whose credential (the `client_assertion`, or the
-/// `client_secret`) is an access token issued by one of the client's federated providers gets
-/// tokens of this client for the same user, when the application's policies allow that user.
-/// `None` when the request is not such a request (or its token does not verify): the usual
-/// client authentication then decides.
+/// `client_credentials` request that names its client and whose credential (the
+/// `client_assertion`, or the `client_secret`) is an access token issued by one of the client's
+/// federated providers gets tokens of this client for the same user, when the application's
+/// policies allow that user. `None` when the request is not such a request (or its token does
+/// not verify): the usual client authentication then decides.
 async fn federated_grant(
     state: &AppState,
     parts: &Parts,
     creds: &token::ClientCredentials,
     form: &TokenForm,
 ) -> ApiResult<Option<Response>> {
-    if form.get("grant_type") != Some("client_credentials") || form.get("username").is_some() {
+    if form.get("grant_type") != Some("client_credentials")
+        || form.get("username").is_some()
+        || form.get("client_id").is_none()
+    {
         return Ok(None);
     }
     let Some(jwt) = creds
@@ -1067,12 +1080,6 @@ async fn federated_grant(
             creds.basic,
         )));
     };
-    let refuse = |why: &str| {
-        Ok(Some(oauth_error_response(
-            &OAuthError::described(ErrorCode::InvalidGrant, why),
-            creds.basic,
-        )))
-    };
     if !client.config.allows_grant("client_credentials") {
         return Ok(Some(oauth_error_response(
             &OAuthError::new(ErrorCode::UnauthorizedClient),
@@ -1081,52 +1088,33 @@ async fn federated_grant(
     }
     let user = match grant.user {
         Some(pk) => match state.store.find_user(pk).await {
-            Ok(u) if u.user.is_active => u,
-            Ok(_) | Err(portcullis_store::StoreError::NotFound) => {
-                return refuse("the token's user is no longer active");
-            }
+            Ok(u) if u.user.is_active => Some(u),
+            Ok(_) | Err(portcullis_store::StoreError::NotFound) => None,
             Err(e) => return Err(e.into()),
         },
-        None => return refuse("the token has no user"),
+        None => None,
     };
-    let request = crate::flows_executor::flow_request(state, parts, String::new()).await?;
-    if !application_access(state, app, &user, &request)
-        .await?
-        .passing
-    {
-        return refuse("the user may not use this application");
-    }
-    let iss = issuer(&base_url(parts), &client.config, app);
-    let tokens = match token::account_tokens(&svc, &client, form, &iss, &user).await {
-        Ok(t) => t,
-        Err(e) => return Ok(Some(oauth_error_response(&e, creds.basic))),
+    let Some(user) = user else {
+        return Ok(Some(oauth_error_response(
+            &OAuthError::described(ErrorCode::InvalidGrant, "the token's user is not active"),
+            creds.basic,
+        )));
     };
-    let event = NewEvent {
-        action: EventAction::Login,
-        app: "authentik.providers.oauth2.views.token".to_owned(),
-        context: json!({
-            "method": "jwt",
-            "method_args": {
-                "jwt": claims,
-                "provider": {
-                    "app": "authentik_providers_oauth2", "model_name": "oauth2provider",
-                    "pk": issuer_provider.pk, "name": issuer_provider.name,
-                },
-            },
-            "application": {
-                "app": "authentik_core", "model_name": "application",
-                "pk": app.uuid.simple().to_string(), "name": app.name,
-            },
-        }),
-    };
-    state
-        .store
-        .record_event(&actor_of(&user, &request), event)
-        .await?;
-    Ok(Some(json_response(
-        StatusCode::OK,
-        &serde_json::to_value(&tokens).map_err(|e| ApiError::Internal(e.to_string()))?,
-    )))
+    let method_args = json!({
+        "jwt": claims,
+        "provider": {
+            "app": "authentik_providers_oauth2", "model_name": "oauth2provider",
+            "pk": issuer_provider.pk, "name": issuer_provider.name,
+        },
+    });
+    let tokens = account_grant(state, parts, &client, app, form, &user, "jwt", method_args).await?;
+    Ok(Some(match tokens {
+        Ok(t) => json_response(
+            StatusCode::OK,
+            &serde_json::to_value(&t).map_err(|e| ApiError::Internal(e.to_string()))?,
+        ),
+        Err(e) => oauth_error_response(&e, creds.basic),
+    }))
 }
 
 /// `grant_type=password` (or `client_credentials` with a `username`): a user's app password,
@@ -1138,15 +1126,31 @@ async fn app_password_grant(
     client: &token::Client,
     app: &Application,
     form: &TokenForm,
-    iss: &str,
 ) -> ApiResult<Result<issue::TokenResponse, OAuthError>> {
-    let svc = services(state);
-    let (user, identifier) = match token::app_password_user(&svc, client, form).await {
+    let (user, identifier) = match token::app_password_user(&services(state), client, form).await {
         Ok(v) => v,
         Err(e) => return Ok(Err(e)),
     };
+    let method_args = json!({"identifier": identifier});
+    account_grant(state, parts, client, app, form, &user, "token", method_args).await
+}
+
+/// The tokens of a grant where a client acts as `user` without a browser (an app password, a
+/// federated token): the application's policies for that user, the tokens, and a `login`
+/// event naming the `method` (authentik's `method` and `method_args`).
+#[allow(clippy::too_many_arguments)]
+async fn account_grant(
+    state: &AppState,
+    parts: &Parts,
+    client: &token::Client,
+    app: &Application,
+    form: &TokenForm,
+    user: &portcullis_store::UserWithGroups,
+    method: &str,
+    method_args: Value,
+) -> ApiResult<Result<issue::TokenResponse, OAuthError>> {
     let request = crate::flows_executor::flow_request(state, parts, String::new()).await?;
-    if !application_access(state, app, &user, &request)
+    if !application_access(state, app, user, &request)
         .await?
         .passing
     {
@@ -1155,14 +1159,15 @@ async fn app_password_grant(
             "the user may not use this application",
         )));
     }
-    let tokens = token::account_tokens(&svc, client, form, iss, &user).await;
+    let iss = issuer(&base_url(parts), &client.config, app);
+    let tokens = token::account_tokens(&services(state), client, form, &iss, user).await;
     if tokens.is_ok() {
         let event = NewEvent {
             action: EventAction::Login,
             app: "authentik.providers.oauth2.views.token".to_owned(),
             context: json!({
-                "method": "token",
-                "method_args": {"identifier": identifier},
+                "method": method,
+                "method_args": method_args,
                 "application": {
                     "app": "authentik_core", "model_name": "application",
                     "pk": app.uuid.simple().to_string(), "name": app.name,
@@ -1171,7 +1176,7 @@ async fn app_password_grant(
         };
         state
             .store
-            .record_event(&actor_of(&user, &request), event)
+            .record_event(&actor_of(user, &request), event)
             .await?;
     }
     Ok(tokens)

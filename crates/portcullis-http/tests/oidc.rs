@@ -1505,9 +1505,14 @@ async fn jwt_federation_between_providers(b: Backend) {
 
     // Refused, nothing issued: a tampered token, this client's own token (not a federated
     // provider's), the federated token for another grant.
-    let mut tampered = input.clone();
-    let last = tampered.pop().unwrap();
-    tampered.push(if last == 'A' { 'B' } else { 'A' });
+    let tampered = {
+        use base64::Engine;
+        let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+        let (head, sig) = input.rsplit_once('.').unwrap();
+        let mut sig = b64.decode(sig).unwrap();
+        sig[10] ^= 0x40;
+        format!("{head}.{}", b64.encode(sig))
+    };
     assert_eq!(jwt_claims(&input)["azp"], up.0.as_str());
     let (st, mine) = token_request(
         &s,
@@ -1598,9 +1603,95 @@ async fn jwt_federation_between_providers(b: Backend) {
         "{body}"
     );
     assert_eq!(issued().await, before);
-    // A fresh one works again.
+    // A fresh one works again, also sent as authentik allows: the assertion type with the JWT
+    // in client_secret.
     let (st, body) = federated(upstream_token().await, "client_credentials").await;
     assert_eq!(st, StatusCode::OK, "{body}");
+    let (st, body) = token_request(
+        &s,
+        &[
+            ("grant_type", "client_credentials"),
+            ("client_id", &s.client_id),
+            (
+                "client_assertion_type",
+                "urn:ietf:params:oauth:client-assertion-type:jwt-bearer",
+            ),
+            ("client_secret", &upstream_token().await),
+        ],
+        None,
+    )
+    .await;
+    assert_eq!(st, StatusCode::OK, "{body}");
+
+    // A provider that is not listed: its tokens are no credential.
+    let stranger: Value = api(reqwest::Method::POST, "/api/v3/providers/oauth2/")
+        .json(&json!({
+            "name": "Stranger", "authorization_flow": flow["pk"], "invalidation_flow": inval["pk"],
+            "redirect_uris": [],
+        }))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let r = api(reqwest::Method::POST, "/api/v3/core/applications/")
+        .json(&json!({"name": "Stranger", "slug": "stranger", "provider": stranger["pk"]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::CREATED);
+    let (st, body) = token_request(
+        &s,
+        &[("grant_type", "client_credentials")],
+        Some((
+            stranger["client_id"].as_str().unwrap(),
+            stranger["client_secret"].as_str().unwrap(),
+        )),
+    )
+    .await;
+    assert_eq!(st, StatusCode::OK, "{body}");
+    let (st, body) = federated(
+        body["access_token"].as_str().unwrap().to_owned(),
+        "client_credentials",
+    )
+    .await;
+    assert_eq!(
+        (st, body["error"].as_str()),
+        (StatusCode::UNAUTHORIZED, Some("invalid_client")),
+        "{body}"
+    );
+
+    // An expired input token is no credential, not even re-signed with a later `exp` by
+    // someone who knows Upstream's secret (it signs with HS256): its stored expiry counts.
+    let r = api(
+        reqwest::Method::PATCH,
+        &format!("/api/v3/providers/oauth2/{}/", upstream["pk"]),
+    )
+    .json(&json!({"access_token_validity": "seconds=1"}))
+    .send()
+    .await
+    .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    let brief = upstream_token().await;
+    tokio::time::sleep(std::time::Duration::from_millis(2100)).await;
+    let mut claims = jwt_claims(&brief);
+    claims["exp"] =
+        json!(portcullis_core::Clock::now(&portcullis_core::SystemClock).timestamp() + 3600);
+    let resigned = jsonwebtoken::encode(
+        &jsonwebtoken::decode_header(&brief).unwrap(),
+        &claims,
+        &jsonwebtoken::EncodingKey::from_secret(up.1.as_bytes()).unwrap(),
+    )
+    .unwrap();
+    for jwt in [brief, resigned] {
+        let (st, body) = federated(jwt, "client_credentials").await;
+        assert_eq!(
+            (st, body["error"].as_str()),
+            (StatusCode::UNAUTHORIZED, Some("invalid_client")),
+            "{body}"
+        );
+    }
 }
 
 /// Pairwise subjects: the same user has one `sub` per sector (the redirect URIs' host, or a
@@ -2456,9 +2547,54 @@ async fn encrypted_id_tokens(b: Backend) {
     assert_eq!(at.split('.').count(), 3);
     assert_eq!(jwt_claims(at)["iss"], s.issuer.as_str());
 
-    // No key, no encryption.
+    // The key pair deleted under the provider: a code redemption fails without using the code
+    // up, and the JWKS still serves the signing key.
+    let mut browser = Browser::new(&s.app);
+    let code = fresh_code(&s, &mut browser, "").await;
+    let r = api(
+        reqwest::Method::DELETE,
+        &format!(
+            "/api/v3/crypto/certificatekeypairs/{}/",
+            rsa["pk"].as_str().unwrap()
+        ),
+    )
+    .send()
+    .await
+    .unwrap();
+    assert_eq!(r.status(), StatusCode::NO_CONTENT);
+    let redeem_code = || async {
+        token_request(
+            &s,
+            &[
+                ("grant_type", "authorization_code"),
+                ("code", &code),
+                ("redirect_uri", REDIRECT),
+            ],
+            Some((&s.client_id, &s.client_secret)),
+        )
+        .await
+    };
+    let (st, body) = redeem_code().await;
+    assert_eq!(
+        (st, body["error"].as_str()),
+        (StatusCode::INTERNAL_SERVER_ERROR, Some("server_error")),
+        "{body}"
+    );
+    let jwks: Value = reqwest::get(format!("{}jwks/", s.issuer))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(jwks["keys"].as_array().unwrap().len(), 1, "{jwks}");
+    assert_eq!(jwks["keys"][0]["use"], "sig");
+
+    // No key, no encryption; the code still works.
     let r = patch(json!({"encryption_key": null})).await.unwrap();
     assert_eq!(r.status(), StatusCode::OK);
+    let (st, body) = redeem_code().await;
+    assert_eq!(st, StatusCode::OK, "{body}");
+    assert_eq!(body["id_token"].as_str().unwrap().split('.').count(), 3);
     let (_, tokens) = token_request(
         &s,
         &[("grant_type", "client_credentials"), ("scope", "openid")],

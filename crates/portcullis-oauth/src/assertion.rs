@@ -70,6 +70,12 @@ pub(crate) fn client_key(
     header: &jsonwebtoken::Header,
 ) -> Result<DecodingKey, &'static str> {
     match header.alg {
+        // A public client cannot keep a secret: whatever it signed with one proves nothing.
+        Algorithm::HS256 | Algorithm::HS384 | Algorithm::HS512
+            if config.client_type == crate::provider::ClientType::Public =>
+        {
+            Err("an HMAC signature from a public client")
+        }
         Algorithm::HS256 | Algorithm::HS384 | Algorithm::HS512 => {
             let secret = client_secret(svc, config).map_err(|_| "no client secret")?;
             if secret.is_empty() {

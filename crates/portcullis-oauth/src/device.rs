@@ -14,7 +14,7 @@ use uuid::Uuid;
 
 use crate::error::{ErrorCode, OAuthError};
 use crate::issue::{
-    GrantData, GrantSubject, IssueOptions, OAuthServices, TokenResponse, provider_scopes, signer,
+    GrantData, GrantSubject, IssueOptions, OAuthServices, TokenResponse, provider_scopes,
 };
 use crate::scope::Scopes;
 use crate::token::{Client, TokenForm, grant_user};
@@ -230,15 +230,15 @@ pub async fn device_code_grant(
     if grant.user.is_none() {
         return Err(OAuthError::new(ErrorCode::AuthorizationPending));
     }
+    let user = grant_user(svc, &grant).await?;
+    let signer = crate::issue::ready_signer(svc, &client.provider, &client.config).await?;
     if !svc.store.consume_oauth_grant(grant.id).await? {
         return Err(OAuthError::described(
             ErrorCode::InvalidGrant,
             "the device code was already used",
         ));
     }
-    let user = grant_user(svc, &grant).await?;
     let scopes = grant.scopes();
-    let signer = signer(svc, &client.provider, &client.config).await?;
     let sub = GrantSubject {
         issuer,
         provider: &client.provider,

@@ -111,6 +111,18 @@ pub async fn signer(
     Ok(s)
 }
 
+/// The provider's signer, once its encrypter (when it has one) is known to load too: grants
+/// call this before they consume a code or token, so a broken key fails the request without
+/// using anything up.
+pub async fn ready_signer(
+    svc: &OAuthServices,
+    provider: &Provider,
+    config: &OAuth2Config,
+) -> Result<Arc<JwsSigner>, OAuthError> {
+    encrypter(svc, provider, config).await?;
+    signer(svc, provider, config).await
+}
+
 /// The provider's ID-token encrypter (its `encryption_key`, an RSA certificate), from the
 /// cache; `None` when it has none.
 pub async fn encrypter(
@@ -152,10 +164,12 @@ async fn load_signer(svc: &OAuthServices, config: &OAuth2Config) -> Result<JwsSi
     }
 }
 
-/// An access token the provider signed, with its stored grant: signature, algorithm and
-/// expiry checked by the provider's key, the grant found by the token's `jti` and belonging to
-/// the provider. `None` when any of that fails; whether a revoked grant counts is the caller's
-/// to say (introspection answers inactive, revocation has nothing left to do).
+/// An access token the provider signed, with its stored grant: signature and algorithm checked
+/// by the provider's key, `exp` present and not passed, the grant found by the token's `jti`,
+/// belonging to the provider and not expired by its own stored expiry (so a token re-signed
+/// with a later `exp` by someone holding an HS256 client secret gains nothing). `None` when any
+/// of that fails; whether a revoked grant counts is the caller's to say (introspection answers
+/// inactive, revocation has nothing left to do).
 pub async fn access_token_grant(
     svc: &OAuthServices,
     provider: &Provider,
@@ -168,6 +182,9 @@ pub async fn access_token_grant(
     let Ok(claims) = signer.verify::<Value>(token) else {
         return Ok(None);
     };
+    if claims.get("exp").and_then(Value::as_i64).is_none() {
+        return Ok(None);
+    }
     let Some(jti) = claims.get("jti").and_then(Value::as_str) else {
         return Ok(None);
     };
@@ -175,8 +192,9 @@ pub async fn access_token_grant(
         .store
         .find_oauth_grant(OAuthGrantKind::AccessToken, &sha256_hex(jti.as_bytes()))
         .await?;
+    let now = svc.clock.now();
     Ok(grant
-        .filter(|g| g.provider == provider.pk)
+        .filter(|g| g.provider == provider.pk && g.expires > now)
         .map(|g| (claims, g)))
 }
 

@@ -17,7 +17,7 @@ use portcullis_store::{StoreError, UserWithGroups};
 use crate::error::{ErrorCode, OAuthError};
 use crate::issue::{
     GrantData, GrantSubject, IssueOptions, OAuthServices, TokenResponse, client_secret,
-    issue_tokens, signer,
+    issue_tokens, ready_signer, signer,
 };
 use crate::pkce;
 use crate::provider::{ClientType, KIND, OAuth2Config};
@@ -91,11 +91,14 @@ pub fn client_credentials(
         scheme.eq_ignore_ascii_case("basic").then(|| rest.trim())
     });
     if let Some(assertion_type) = form.get("client_assertion_type") {
-        if basic.is_some() || form.get("client_secret").is_some() {
-            return Err(OAuthError::described(
+        let two = || {
+            OAuthError::described(
                 ErrorCode::InvalidRequest,
                 "use one client authentication method, not two",
-            ));
+            )
+        };
+        if basic.is_some() {
+            return Err(two());
         }
         if assertion_type != crate::assertion::ASSERTION_TYPE {
             return Err(OAuthError::described(
@@ -103,9 +106,18 @@ pub fn client_credentials(
                 "unsupported client_assertion_type",
             ));
         }
-        let assertion = form.get("client_assertion").ok_or_else(|| {
-            OAuthError::described(ErrorCode::InvalidRequest, "client_assertion is required")
-        })?;
+        // As authentik, the JWT may come as `client_secret` (for clients that can only send a
+        // secret), but not as both.
+        let assertion = match (form.get("client_assertion"), form.get("client_secret")) {
+            (Some(_), Some(_)) => return Err(two()),
+            (Some(a), None) | (None, Some(a)) => a,
+            (None, None) => {
+                return Err(OAuthError::described(
+                    ErrorCode::InvalidRequest,
+                    "client_assertion is required",
+                ));
+            }
+        };
         // The client is named by the form, else by the assertion's (not yet verified) `sub`.
         let client_id = match form.get("client_id") {
             Some(id) => id.to_owned(),
@@ -290,15 +302,16 @@ pub async fn authorization_code(
     if client.config.client_type == ClientType::Public && data.pkce.is_none() {
         return Err(bad("public clients must use PKCE"));
     }
+    // Everything that can fail without the code's fault, before the code is used up.
+    let user = grant_user(svc, &grant).await?;
+    let signer = ready_signer(svc, &client.provider, &client.config).await?;
     if !svc.store.consume_oauth_grant(grant.id).await? {
         // Lost a race with another redemption: treat as reuse.
         svc.store.revoke_oauth_family(grant.family).await?;
         outcome.reuse_detected = true;
         return Err(bad("the code was already used"));
     }
-    let user = grant_user(svc, &grant).await?;
     let scopes = grant.scopes();
-    let signer = signer(svc, &client.provider, &client.config).await?;
     let sub = GrantSubject {
         issuer,
         provider: &client.provider,
@@ -396,10 +409,14 @@ pub async fn refresh_token(
     };
     // With a threshold, a token that is still valid for longer than it is kept (not rotated):
     // the response carries it again.
+    // Public clients always rotate: their refresh tokens must be sender-constrained or rotated
+    // (RFC 9700 §4.14.2), and rotation is what detects a stolen copy.
     let threshold = client.config.refresh_token_threshold();
-    let rotate =
-        threshold <= chrono::Duration::zero() || grant.expires - svc.clock.now() < threshold;
+    let rotate = client.config.client_type == ClientType::Public
+        || threshold <= chrono::Duration::zero()
+        || grant.expires - svc.clock.now() < threshold;
     let user = grant_user(svc, &grant).await?;
+    let signer = ready_signer(svc, &client.provider, &client.config).await?;
     if rotate && !svc.store.consume_oauth_grant(grant.id).await? {
         svc.store.revoke_oauth_family(grant.family).await?;
         outcome.reuse_detected = true;
@@ -408,7 +425,6 @@ pub async fn refresh_token(
     let mut data = GrantData::from_value(&grant.data);
     // A refreshed ID token carries no nonce (OIDC Core §12.2).
     data.nonce = None;
-    let signer = signer(svc, &client.provider, &client.config).await?;
     let sub = GrantSubject {
         issuer,
         provider: &client.provider,

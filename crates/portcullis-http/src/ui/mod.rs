@@ -120,12 +120,21 @@ fn brand_json(b: &Brand) -> Value {
     })
 }
 
-/// The Content-Security-Policy of the pages: nothing from elsewhere but images, no script.
-const PAGE_CSP: &str = "default-src 'self'; img-src 'self' data: https:; style-src 'self' 'unsafe-inline'; \
-     script-src 'none'; frame-ancestors 'none'; base-uri 'none'";
+/// The Content-Security-Policy of the pages: nothing from elsewhere but images, scripts and
+/// frames only as `script_src` and `frame_src` say (`'none'` on every page but one).
+fn csp(script_src: &str, frame_src: &str) -> String {
+    format!(
+        "default-src 'self'; img-src 'self' data: https:; style-src 'self' 'unsafe-inline'; \
+         script-src {script_src}; frame-src {frame_src}; frame-ancestors 'none'; base-uri 'none'"
+    )
+}
 
 pub(crate) fn page(html: String, status: StatusCode) -> Response {
-    page_with_csp(html, status, HeaderValue::from_static(PAGE_CSP))
+    static PAGE_CSP: LazyLock<HeaderValue> = LazyLock::new(|| {
+        HeaderValue::from_str(&csp("'none'", "'none'"))
+            .unwrap_or_else(|_| HeaderValue::from_static("default-src 'none'"))
+    });
+    page_with_csp(html, status, PAGE_CSP.clone())
 }
 
 /// A page with its own Content-Security-Policy (the front-channel logout page frames other
@@ -173,11 +182,7 @@ fn iframe_logout_csp(c: &Challenge, nonce: &str) -> Option<HeaderValue> {
     } else {
         origins.join(" ")
     };
-    HeaderValue::from_str(&format!(
-        "default-src 'self'; img-src 'self' data: https:; style-src 'self' 'unsafe-inline'; \
-         script-src 'nonce-{nonce}'; frame-src {frames}; frame-ancestors 'none'; base-uri 'none'"
-    ))
-    .ok()
+    HeaderValue::from_str(&csp(&format!("'nonce-{nonce}'"), &frames)).ok()
 }
 
 fn render(name: &str, ctx: Value) -> ApiResult<String> {
@@ -612,7 +617,7 @@ mod tests {
         .unwrap();
         let csp = r.headers()["content-security-policy"].to_str().unwrap();
         assert!(
-            csp.contains("script-src 'none'") && !csp.contains("frame-src"),
+            csp.contains("script-src 'none'") && csp.contains("frame-src 'none'"),
             "{csp}"
         );
     }
