@@ -582,6 +582,13 @@ async fn authorize(state: &AppState, parts: Parts, query: &str) -> ApiResult<Res
         let r = crate::ui::render_challenge(&c, "", "", session.csrf_token(), &request.brand)?;
         return Ok(crate::session::with_cookies(r, &session, &parts));
     }
+    // A `claims` request for another user, or for an authentication context this login lacks.
+    let sub = issue::subject(&svc, config, &user);
+    if let Some(e) =
+        authorize::unmet_claims(authorization.claims.as_ref(), &sub, issue::ACR_DEFAULT)
+    {
+        return Ok(respond(&authorization.error(e).response(&iss)));
+    }
 
     // The authorization waits in the session for the provider's authorization flow.
     let Some(flow) = provider.authorization_flow else {

@@ -1868,6 +1868,31 @@ async fn claims_parameter_selects_id_token_claims(b: Backend) {
         asked.get("preferred_username").is_none() && asked.get("name").is_none(),
         "the profile scope was not granted: {asked}"
     );
+    // The user named by `sub`, and an essential acr the login has: tokens as usual.
+    let sub = plain["sub"].as_str().unwrap().to_owned();
+    let acr = plain["acr"].as_str().unwrap().to_owned();
+    let named = id_token_of(Some(json!({
+        "id_token": {"sub": {"value": sub}, "acr": {"essential": true, "values": ["mfa", acr]}},
+    })))
+    .await;
+    assert_eq!(named["sub"], sub.as_str());
+    // Another user, or an essential acr the login lacks: access_denied at the client, no code.
+    for claims in [
+        json!({"id_token": {"sub": {"value": "someone-else"}}}),
+        json!({"id_token": {"acr": {"essential": true, "value": "mfa"}}}),
+    ] {
+        let url = format!(
+            "{}/application/o/authorize/?client_id={}&redirect_uri={redirect}&response_type=code&scope=openid&state=cl&claims={}",
+            s.app.url,
+            s.client_id,
+            form_urlencoded::byte_serialize(claims.to_string().as_bytes()).collect::<String>()
+        );
+        let r = browser.authorize(&url, &admin_answers).await;
+        let p = params(r.location.as_deref().unwrap());
+        assert_eq!(p["error"], "access_denied", "{claims}");
+        assert_eq!(p["state"], "cl");
+        assert!(!p.contains_key("code"));
+    }
 }
 
 /// prompt=login and prompt=select_account ask for a new login once (then the code comes), also

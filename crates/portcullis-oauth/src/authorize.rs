@@ -467,5 +467,51 @@ fn html_escape(s: &str) -> String {
     out
 }
 
+/// OpenID Connect Core §5.5.1: a `claims` request may name the user the tokens must be for
+/// (`"sub": {"value": ...}`) or demand an authentication context (`"acr": {"essential": true,
+/// "value(s)": ...}`). When the logged-in user is another, or the login's `acr` is none of the
+/// essential values, the request fails with `access_denied` (the spec forbids tokens for a
+/// different user; a voluntary `acr` or `acr_values` is only a wish, answered with the `acr`
+/// the login has).
+pub fn unmet_claims(
+    claims: Option<&serde_json::Value>,
+    sub: &str,
+    acr: &str,
+) -> Option<OAuthError> {
+    use serde_json::Value;
+    let claims = claims?;
+    for member in ["id_token", "userinfo"] {
+        let Some(asked) = claims.get(member).and_then(Value::as_object) else {
+            continue;
+        };
+        if let Some(want) = asked.get("sub").and_then(|r| r.get("value"))
+            && want.as_str() != Some(sub)
+        {
+            return Some(OAuthError::described(
+                ErrorCode::AccessDenied,
+                "the request is for another user than the one logged in",
+            ));
+        }
+        if let Some(req) = asked.get("acr")
+            && req.get("essential").and_then(Value::as_bool) == Some(true)
+        {
+            let mut accepted: Vec<&str> = Vec::new();
+            if let Some(v) = req.get("value").and_then(Value::as_str) {
+                accepted.push(v);
+            }
+            if let Some(list) = req.get("values").and_then(Value::as_array) {
+                accepted.extend(list.iter().filter_map(Value::as_str));
+            }
+            if !accepted.is_empty() && !accepted.contains(&acr) {
+                return Some(OAuthError::described(
+                    ErrorCode::AccessDenied,
+                    "the requested authentication context cannot be met",
+                ));
+            }
+        }
+    }
+    None
+}
+
 #[cfg(test)]
 mod tests;

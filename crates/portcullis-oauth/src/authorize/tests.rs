@@ -211,3 +211,45 @@ fn error_redirects_carry_the_issuer() {
     assert!(loc.contains("state=s"));
     assert!(loc.contains("iss=https%3A%2F%2Fidp%2Fapplication%2Fo%2Fapp%2F"));
 }
+
+/// A `claims` request naming another user, or an essential acr the login does not have, is
+/// refused; voluntary requests and matching values pass.
+#[test]
+fn unmet_claims_refuse_other_users_and_unmet_essential_acr() {
+    use serde_json::json;
+    let acr = "goauthentik.io/providers/oauth2/default";
+    let check = |c: serde_json::Value| unmet_claims(Some(&c), "sub-1", acr).map(|e| e.code());
+    assert_eq!(unmet_claims(None, "sub-1", acr), None);
+    assert_eq!(
+        check(json!({"id_token": {"sub": {"value": "sub-1"}}})),
+        None
+    );
+    assert_eq!(
+        check(json!({"id_token": {"sub": {"value": "sub-2"}}})),
+        Some(ErrorCode::AccessDenied)
+    );
+    assert_eq!(
+        check(json!({"userinfo": {"sub": {"value": 7}}})),
+        Some(ErrorCode::AccessDenied)
+    );
+    assert_eq!(
+        check(json!({"id_token": {"acr": {"values": ["mfa"]}}})),
+        None
+    );
+    assert_eq!(
+        check(json!({"id_token": {"acr": {"essential": true, "values": ["mfa", acr]}}})),
+        None
+    );
+    assert_eq!(
+        check(json!({"id_token": {"acr": {"essential": true, "value": "mfa"}}})),
+        Some(ErrorCode::AccessDenied)
+    );
+    assert_eq!(
+        check(json!({"id_token": {"acr": {"essential": true}}})),
+        None
+    );
+    assert_eq!(
+        check(json!({"id_token": {"email": null, "acr": null}})),
+        None
+    );
+}
