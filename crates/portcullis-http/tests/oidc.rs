@@ -204,6 +204,60 @@ struct Setup {
     issuer: String,
 }
 
+impl Setup {
+    /// PATCHes this provider's settings as the admin; the status.
+    async fn patch_provider(&self, body: Value) -> StatusCode {
+        self.app
+            .request(
+                reqwest::Method::PATCH,
+                &format!("/api/v3/providers/oauth2/{}/", self.provider),
+                Some(&self.app.admin_token),
+            )
+            .json(&body)
+            .send()
+            .await
+            .unwrap()
+            .status()
+    }
+
+    /// Another confidential client `name` (implicit consent, redirect URI [`REDIRECT`], no
+    /// scope mappings) with `extra` settings, and its application `slug`; the provider as the
+    /// API answers it.
+    async fn add_client(&self, name: &str, slug: &str, extra: Value) -> Value {
+        let api = |m: reqwest::Method, p: &str| self.app.request(m, p, Some(&self.app.admin_token));
+        let flow = |slug: &str| {
+            let req = api(
+                reqwest::Method::GET,
+                &format!("/api/v3/flows/instances/{slug}/"),
+            );
+            async move { req.send().await.unwrap().json::<Value>().await.unwrap()["pk"].clone() }
+        };
+        let mut body = json!({
+            "name": name,
+            "authorization_flow": flow("default-provider-authorization-implicit-consent").await,
+            "invalidation_flow": flow("default-provider-invalidation-flow").await,
+            "redirect_uris": [{"matching_mode": "strict", "url": REDIRECT}],
+        });
+        for (k, v) in extra.as_object().unwrap() {
+            body[k] = v.clone();
+        }
+        let r = api(reqwest::Method::POST, "/api/v3/providers/oauth2/")
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), StatusCode::CREATED);
+        let provider: Value = r.json().await.unwrap();
+        let r = api(reqwest::Method::POST, "/api/v3/core/applications/")
+            .json(&json!({"name": name, "slug": slug, "provider": provider["pk"]}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), StatusCode::CREATED);
+        provider
+    }
+}
+
 /// The built-ins, the admin's password and email, an ECDSA key, a provider with the default
 /// scopes and `flow` as its authorization flow, and an application for it.
 async fn setup(b: Backend, flow: &str) -> Setup {
@@ -1134,15 +1188,11 @@ async fn client_credentials_introspection_and_revocation(b: Backend) {
         )
     };
     let api = |m: reqwest::Method, p: &str| s.app.request(m, p, Some(&s.app.admin_token));
-    let r = api(
-        reqwest::Method::PATCH,
-        &format!("/api/v3/providers/oauth2/{}/", s.provider),
-    )
-    .json(&json!({"client_secret": "rotated-secret-0123456789"}))
-    .send()
-    .await
-    .unwrap();
-    assert_eq!(r.status(), StatusCode::OK);
+    assert_eq!(
+        s.patch_provider(json!({"client_secret": "rotated-secret-0123456789"}))
+            .await,
+        StatusCode::OK
+    );
     let r = grant(&s.client_secret).await.unwrap();
     assert_eq!(
         r.status(),
@@ -1358,45 +1408,7 @@ async fn password_grant_with_app_passwords(b: Backend) {
 async fn jwt_federation_between_providers(b: Backend) {
     let s = setup(b, "default-provider-authorization-implicit-consent").await;
     let api = |m: reqwest::Method, p: &str| s.app.request(m, p, Some(&s.app.admin_token));
-    let flow: Value = api(
-        reqwest::Method::GET,
-        "/api/v3/flows/instances/default-provider-authorization-implicit-consent/",
-    )
-    .send()
-    .await
-    .unwrap()
-    .json()
-    .await
-    .unwrap();
-    let inval: Value = api(
-        reqwest::Method::GET,
-        "/api/v3/flows/instances/default-provider-invalidation-flow/",
-    )
-    .send()
-    .await
-    .unwrap()
-    .json()
-    .await
-    .unwrap();
-    let upstream: Value = api(reqwest::Method::POST, "/api/v3/providers/oauth2/")
-        .json(&json!({
-            "name": "Upstream",
-            "authorization_flow": flow["pk"],
-            "invalidation_flow": inval["pk"],
-            "redirect_uris": [],
-        }))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let r = api(reqwest::Method::POST, "/api/v3/core/applications/")
-        .json(&json!({"name": "Upstream", "slug": "upstream", "provider": upstream["pk"]}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), StatusCode::CREATED);
+    let upstream = s.add_client("Upstream", "upstream", json!({})).await;
     let up = (
         upstream["client_id"].as_str().unwrap().to_owned(),
         upstream["client_secret"].as_str().unwrap().to_owned(),
@@ -1450,15 +1462,11 @@ async fn jwt_federation_between_providers(b: Backend) {
     );
     assert_eq!(issued().await, 0);
 
-    let r = api(
-        reqwest::Method::PATCH,
-        &format!("/api/v3/providers/oauth2/{}/", s.provider),
-    )
-    .json(&json!({"jwt_federation_providers": [upstream["pk"]]}))
-    .send()
-    .await
-    .unwrap();
-    assert_eq!(r.status(), StatusCode::OK);
+    assert_eq!(
+        s.patch_provider(json!({"jwt_federation_providers": [upstream["pk"]]}))
+            .await,
+        StatusCode::OK
+    );
     let (st, body) = federated(input.clone(), "client_credentials").await;
     assert_eq!(st, StatusCode::OK, "{body}");
     let claims = jwt_claims(body["access_token"].as_str().unwrap());
@@ -1624,23 +1632,7 @@ async fn jwt_federation_between_providers(b: Backend) {
     assert_eq!(st, StatusCode::OK, "{body}");
 
     // A provider that is not listed: its tokens are no credential.
-    let stranger: Value = api(reqwest::Method::POST, "/api/v3/providers/oauth2/")
-        .json(&json!({
-            "name": "Stranger", "authorization_flow": flow["pk"], "invalidation_flow": inval["pk"],
-            "redirect_uris": [],
-        }))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let r = api(reqwest::Method::POST, "/api/v3/core/applications/")
-        .json(&json!({"name": "Stranger", "slug": "stranger", "provider": stranger["pk"]}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), StatusCode::CREATED);
+    let stranger = s.add_client("Stranger", "stranger", json!({})).await;
     let (st, body) = token_request(
         &s,
         &[("grant_type", "client_credentials")],
@@ -1828,18 +1820,11 @@ async fn pairwise_subjects_per_sector(b: Backend) {
 /// token when the provider keeps them out of it; a claim of a scope not granted stays out.
 async fn claims_parameter_selects_id_token_claims(b: Backend) {
     let s = setup(b, "default-provider-authorization-implicit-consent").await;
-    let r = s
-        .app
-        .request(
-            reqwest::Method::PATCH,
-            &format!("/api/v3/providers/oauth2/{}/", s.provider),
-            Some(&s.app.admin_token),
-        )
-        .json(&json!({"include_claims_in_id_token": false}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), StatusCode::OK);
+    assert_eq!(
+        s.patch_provider(json!({"include_claims_in_id_token": false}))
+            .await,
+        StatusCode::OK
+    );
     let mut browser = Browser::new(&s.app);
     let redirect = form_urlencoded::byte_serialize(REDIRECT.as_bytes()).collect::<String>();
     let mut id_token_of = async |claims: Option<Value>| -> Value {
@@ -2001,21 +1986,10 @@ async fn prompt_consent_always_asks(b: Backend) {
 /// invalidation flow.
 async fn end_session_returns_to_registered_uris_only(b: Backend) {
     let s = setup(b, "default-provider-authorization-implicit-consent").await;
-    let r = s
-        .app
-        .request(
-            reqwest::Method::PATCH,
-            &format!("/api/v3/providers/oauth2/{}/", s.provider),
-            Some(&s.app.admin_token),
-        )
-        .json(&json!({"redirect_uris": [
+    assert_eq!(s.patch_provider(json!({"redirect_uris": [
             {"matching_mode": "strict", "url": REDIRECT},
             {"matching_mode": "strict", "url": "https://rp.example/bye", "redirect_uri_type": "logout"},
-        ]}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), StatusCode::OK);
+        ]})).await, StatusCode::OK);
     let mut browser = Browser::new(&s.app);
     fresh_code(&s, &mut browser, "").await;
     let end = "/application/o/rp/end-session/";
@@ -2045,18 +2019,10 @@ async fn end_session_returns_to_registered_uris_only(b: Backend) {
 /// A public client must use PKCE and authenticates with its client_id alone.
 async fn public_clients_need_pkce(b: Backend) {
     let s = setup(b, "default-provider-authorization-implicit-consent").await;
-    let r = s
-        .app
-        .request(
-            reqwest::Method::PATCH,
-            &format!("/api/v3/providers/oauth2/{}/", s.provider),
-            Some(&s.app.admin_token),
-        )
-        .json(&json!({"client_type": "public"}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), StatusCode::OK);
+    assert_eq!(
+        s.patch_provider(json!({"client_type": "public"})).await,
+        StatusCode::OK
+    );
     let mut browser = Browser::new(&s.app);
     let base = format!(
         "/application/o/authorize/?client_id={}&redirect_uri={}&response_type=code&scope=openid&state=p",
@@ -2134,18 +2100,11 @@ async fn logout_receiver() -> (String, std::sync::Arc<std::sync::Mutex<Vec<Strin
 async fn backchannel_logout_token_reaches_the_application(b: Backend) {
     let s = setup(b, "default-provider-authorization-implicit-consent").await;
     let (receiver, got) = logout_receiver().await;
-    let r = s
-        .app
-        .request(
-            reqwest::Method::PATCH,
-            &format!("/api/v3/providers/oauth2/{}/", s.provider),
-            Some(&s.app.admin_token),
-        )
-        .json(&json!({"logout_uri": receiver, "logout_method": "backchannel"}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), StatusCode::OK);
+    assert_eq!(
+        s.patch_provider(json!({"logout_uri": receiver, "logout_method": "backchannel"}))
+            .await,
+        StatusCode::OK
+    );
     let (client, _) = rp(&s).await;
     let (challenge, verifier) = PkceCodeChallenge::new_random_sha256();
     let (url, _, nonce) = client
@@ -2252,25 +2211,14 @@ async fn backchannel_logout_token_reaches_the_application(b: Backend) {
 /// application's session, as authentik's default) shows none either.
 async fn frontchannel_logout_pages_in_the_logout_flow(b: Backend) {
     let s = setup(b, "default-provider-authorization-implicit-consent").await;
-    let r = s
-        .app
-        .request(
-            reqwest::Method::PATCH,
-            &format!("/api/v3/providers/oauth2/{}/", s.provider),
-            Some(&s.app.admin_token),
-        )
-        .json(&json!({
+    assert_eq!(s.patch_provider(json!({
             "logout_uri": "https://rp.example/fc?tenant=1",
             "logout_method": "frontchannel",
             "redirect_uris": [
                 {"matching_mode": "strict", "url": REDIRECT},
                 {"matching_mode": "strict", "url": "https://rp.example/bye", "redirect_uri_type": "logout"},
             ],
-        }))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), StatusCode::OK);
+        })).await, StatusCode::OK);
     let meta: Value = reqwest::get(format!("{}.well-known/openid-configuration", s.issuer))
         .await
         .unwrap()
@@ -2652,18 +2600,10 @@ async fn signed_request_objects(b: Backend) {
     let other_key = key_pair("mallory");
     let mut jwk = jsonwebtoken::jwk::Jwk::from_encoding_key(&key, Algorithm::ES256).unwrap();
     jwk.common.key_id = Some("rp-req".into());
-    let r = s
-        .app
-        .request(
-            reqwest::Method::PATCH,
-            &format!("/api/v3/providers/oauth2/{}/", s.provider),
-            Some(&s.app.admin_token),
-        )
-        .json(&json!({"jwks": {"keys": [jwk]}}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), StatusCode::OK);
+    assert_eq!(
+        s.patch_provider(json!({"jwks": {"keys": [jwk]}})).await,
+        StatusCode::OK
+    );
     let meta: Value = reqwest::get(format!("{}.well-known/openid-configuration", s.issuer))
         .await
         .unwrap()
@@ -3125,18 +3065,13 @@ async fn refresh_token_threshold_rotates_only_near_expiry(b: Backend) {
         std::sync::Arc::new(clock.clone()),
     )
     .await;
-    let r = s
-        .app
-        .request(
-            reqwest::Method::PATCH,
-            &format!("/api/v3/providers/oauth2/{}/", s.provider),
-            Some(&s.app.admin_token),
+    assert_eq!(
+        s.patch_provider(
+            json!({"refresh_token_validity": "days=30", "refresh_token_threshold": "days=7"})
         )
-        .json(&json!({"refresh_token_validity": "days=30", "refresh_token_threshold": "days=7"}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), StatusCode::OK);
+        .await,
+        StatusCode::OK
+    );
     let mut browser = Browser::new(&s.app);
     let url = format!(
         "{}/application/o/authorize/?client_id={}&redirect_uri={}&response_type=code&scope=openid%20offline_access&state=t",
@@ -3215,33 +3150,7 @@ async fn codes_and_tokens_are_bound_to_their_client_and_expire(b: Backend) {
     )
     .await;
     // A second client on the same server.
-    let api = |m: reqwest::Method, p: &str| s.app.request(m, p, Some(&s.app.admin_token));
-    let flow_pk = |slug: &str| {
-        let req = api(
-            reqwest::Method::GET,
-            &format!("/api/v3/flows/instances/{slug}/"),
-        );
-        async move { req.send().await.unwrap().json::<Value>().await.unwrap()["pk"].clone() }
-    };
-    let other: Value = api(reqwest::Method::POST, "/api/v3/providers/oauth2/")
-        .json(&json!({
-            "name": "Other RP",
-            "authorization_flow": flow_pk("default-provider-authorization-implicit-consent").await,
-            "invalidation_flow": flow_pk("default-provider-invalidation-flow").await,
-            "redirect_uris": [{"matching_mode": "strict", "url": REDIRECT}],
-        }))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let r = api(reqwest::Method::POST, "/api/v3/core/applications/")
-        .json(&json!({"name": "Other", "slug": "other", "provider": other["pk"]}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), StatusCode::CREATED);
+    let other = s.add_client("Other RP", "other", json!({})).await;
     let other_creds = (
         other["client_id"].as_str().unwrap().to_owned(),
         other["client_secret"].as_str().unwrap().to_owned(),
