@@ -205,6 +205,32 @@ struct Setup {
 }
 
 impl Setup {
+    /// GET `path` of the API as the admin; the JSON answer.
+    async fn get_json(&self, path: &str) -> Value {
+        self.app
+            .request(reqwest::Method::GET, path, Some(&self.app.admin_token))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap()
+    }
+
+    /// The `login` events recorded with `method` (`token`, `jwt`, ...), newest first.
+    async fn logins_by(&self, method: &str) -> Vec<Value> {
+        let events = self
+            .get_json("/api/v3/events/events/?action=login&page_size=100")
+            .await;
+        events["results"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|e| e["context"]["method"] == method)
+            .cloned()
+            .collect()
+    }
+
     /// PATCHes this provider's settings as the admin; the status.
     async fn patch_provider(&self, body: Value) -> StatusCode {
         self.app
@@ -1348,24 +1374,13 @@ async fn password_grant_with_app_passwords(b: Backend) {
             .unwrap();
         assert_eq!(info["preferred_username"], "admin", "{info}");
     }
-    let logins: Value = api(reqwest::Method::GET, "/api/v3/events/events/?action=login")
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let by_token: Vec<&Value> = logins["results"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|e| e["context"]["method"] == "token")
-        .collect();
-    assert_eq!(by_token.len(), 2, "{logins}");
+    let by_token = s.logins_by("token").await;
+    assert_eq!(by_token.len(), 2, "{by_token:?}");
     assert_eq!(
         by_token[0]["context"]["method_args"]["identifier"],
         "grafana"
     );
+    let logins = s.get_json("/api/v3/events/events/?action=login").await;
     assert!(!logins.to_string().contains(&app_password));
 
     // The application's policies apply to the user.
@@ -1377,13 +1392,7 @@ async fn password_grant_with_app_passwords(b: Backend) {
         .json()
         .await
         .unwrap();
-    let app: Value = api(reqwest::Method::GET, "/api/v3/core/applications/rp/")
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let app: Value = s.get_json("/api/v3/core/applications/rp/").await;
     let r = api(reqwest::Method::POST, "/api/v3/policies/bindings/")
         .json(&json!({"policy": policy["pk"], "target": app["pk"], "order": 0}))
         .send()
@@ -1488,23 +1497,8 @@ async fn jwt_federation_between_providers(b: Backend) {
     )
     .await;
     assert_eq!(st, StatusCode::OK, "{body}");
-    let logins: Value = api(
-        reqwest::Method::GET,
-        "/api/v3/events/events/?action=login&page_size=100",
-    )
-    .send()
-    .await
-    .unwrap()
-    .json()
-    .await
-    .unwrap();
-    let by_jwt: Vec<&Value> = logins["results"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|e| e["context"]["method"] == "jwt")
-        .collect();
-    assert_eq!(by_jwt.len(), 2, "{logins}");
+    let by_jwt = s.logins_by("jwt").await;
+    assert_eq!(by_jwt.len(), 2, "{by_jwt:?}");
     assert_eq!(
         by_jwt[0]["context"]["method_args"]["provider"]["name"],
         "Upstream"
@@ -1557,13 +1551,7 @@ async fn jwt_federation_between_providers(b: Backend) {
         .json()
         .await
         .unwrap();
-    let app: Value = api(reqwest::Method::GET, "/api/v3/core/applications/rp/")
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let app: Value = s.get_json("/api/v3/core/applications/rp/").await;
     let binding: Value = api(reqwest::Method::POST, "/api/v3/policies/bindings/")
         .json(&json!({"policy": policy["pk"], "target": app["pk"], "order": 0}))
         .send()
@@ -1691,16 +1679,9 @@ async fn jwt_federation_between_providers(b: Backend) {
 async fn pairwise_subjects_per_sector(b: Backend) {
     let s = setup(b, "default-provider-authorization-implicit-consent").await;
     let api = |m: reqwest::Method, p: &str| s.app.request(m, p, Some(&s.app.admin_token));
-    let provider: Value = api(
-        reqwest::Method::GET,
-        &format!("/api/v3/providers/oauth2/{}/", s.provider),
-    )
-    .send()
-    .await
-    .unwrap()
-    .json()
-    .await
-    .unwrap();
+    let provider: Value = s
+        .get_json(&format!("/api/v3/providers/oauth2/{}/", s.provider))
+        .await;
     let app_password = new_token(&s, "pw", "app_password").await;
     // A provider and application per case; the admin's `sub` through each.
     let mut n = 0;
