@@ -683,19 +683,24 @@ async fn new_token(s: &Setup, identifier: &str, intent: &str) -> String {
         .to_owned()
 }
 
-/// Redeems the code an authorization response carried; the token response.
-async fn redeem(s: &Setup, r: Resp) -> Value {
-    let code = params(&r.location.unwrap())["code"].clone();
-    let (status, v) = token_request(
+/// Redeems `code` (issued for [`REDIRECT`]) as the setup's client: the status and the answer.
+async fn redeem_code(s: &Setup, code: &str) -> (StatusCode, Value) {
+    token_request(
         s,
         &[
             ("grant_type", "authorization_code"),
-            ("code", &code),
+            ("code", code),
             ("redirect_uri", REDIRECT),
         ],
         Some((&s.client_id, &s.client_secret)),
     )
-    .await;
+    .await
+}
+
+/// Redeems the code an authorization response carried; the token response.
+async fn redeem(s: &Setup, r: Resp) -> Value {
+    let code = params(&r.location.unwrap())["code"].clone();
+    let (status, v) = redeem_code(s, &code).await;
     assert_eq!(status, StatusCode::OK, "{v}");
     v
 }
@@ -2211,16 +2216,7 @@ async fn frontchannel_logout_pages_in_the_logout_flow(b: Backend) {
 
     let mut browser = Browser::new(&s.app);
     let code = fresh_code(&s, &mut browser, "").await;
-    let (status, tokens) = token_request(
-        &s,
-        &[
-            ("grant_type", "authorization_code"),
-            ("code", &code),
-            ("redirect_uri", REDIRECT),
-        ],
-        Some((&s.client_id, &s.client_secret)),
-    )
-    .await;
+    let (status, tokens) = redeem_code(&s, &code).await;
     assert_eq!(status, StatusCode::OK, "{tokens}");
     let sid = jwt_claims(tokens["id_token"].as_str().unwrap())["sid"]
         .as_str()
@@ -2516,19 +2512,7 @@ async fn encrypted_id_tokens(b: Backend) {
     .await
     .unwrap();
     assert_eq!(r.status(), StatusCode::NO_CONTENT);
-    let redeem_code = || async {
-        token_request(
-            &s,
-            &[
-                ("grant_type", "authorization_code"),
-                ("code", &code),
-                ("redirect_uri", REDIRECT),
-            ],
-            Some((&s.client_id, &s.client_secret)),
-        )
-        .await
-    };
-    let (st, body) = redeem_code().await;
+    let (st, body) = redeem_code(&s, &code).await;
     assert_eq!(
         (st, body["error"].as_str()),
         (StatusCode::INTERNAL_SERVER_ERROR, Some("server_error")),
@@ -2546,7 +2530,7 @@ async fn encrypted_id_tokens(b: Backend) {
     // No key, no encryption; the code still works.
     let r = patch(json!({"encryption_key": null})).await.unwrap();
     assert_eq!(r.status(), StatusCode::OK);
-    let (st, body) = redeem_code().await;
+    let (st, body) = redeem_code(&s, &code).await;
     assert_eq!(st, StatusCode::OK, "{body}");
     assert_eq!(body["id_token"].as_str().unwrap().split('.').count(), 3);
     let (_, tokens) = token_request(
@@ -3062,16 +3046,7 @@ async fn refresh_token_threshold_rotates_only_near_expiry(b: Backend) {
     );
     let r = browser.authorize(&url, &admin_answers).await;
     let code = params(&r.location.unwrap())["code"].clone();
-    let (st, tokens) = token_request(
-        &s,
-        &[
-            ("grant_type", "authorization_code"),
-            ("code", &code),
-            ("redirect_uri", REDIRECT),
-        ],
-        Some((&s.client_id, &s.client_secret)),
-    )
-    .await;
+    let (st, tokens) = redeem_code(&s, &code).await;
     assert_eq!(st, StatusCode::OK, "{tokens}");
     let first = tokens["refresh_token"].as_str().unwrap().to_owned();
     let refresh = |token: String| {
