@@ -480,9 +480,23 @@ async fn authorize(state: &AppState, parts: Parts, query: &str) -> ApiResult<Res
         Err(Refusal::Redirect(r)) => return Ok(respond(&r.response(&iss))),
     };
 
+    // id_token_hint: the user the client believes is logged in (OIDC Core §3.1.2.1).
+    let hinted = match req.id_token_hint.as_deref().filter(|h| !h.is_empty()) {
+        None => None,
+        Some(h) => match issue::hinted_subject(&svc, provider, config, &req.client_id, h).await {
+            Ok(sub) => Some(sub),
+            Err(e) => return Ok(respond(&authorization.error(e).response(&iss))),
+        },
+    };
+
     let mut session = crate::session::load(state, &parts).await?;
     let now = state.clock.now().timestamp();
     let auth_time = session.auth_time();
+    let other_user = hinted.as_ref().is_some_and(|h| {
+        session
+            .user()
+            .is_some_and(|u| issue::subject(&svc, config, u) != *h)
+    });
     let too_old = authorization
         .max_age
         .is_some_and(|max| auth_time.is_none_or(|t| now - t > max));
@@ -490,7 +504,8 @@ async fn authorize(state: &AppState, parts: Parts, query: &str) -> ApiResult<Res
     // login. The request comes back unchanged after it (its parameters may be signed, in a
     // request object), so the session remembers which request sent the person to log in and
     // when: a login after that satisfies it (authentik keeps a similar flag).
-    let fresh_login = authorization.prompt.login || authorization.prompt.select_account;
+    let fresh_login =
+        authorization.prompt.login || authorization.prompt.select_account || other_user;
     let request_hash = portcullis_crypto::sha256_hex(query.as_bytes());
     let relogged = fresh_login
         && session.data(REAUTH).is_some_and(|m| {
@@ -559,7 +574,9 @@ async fn authorize(state: &AppState, parts: Parts, query: &str) -> ApiResult<Res
         ));
     }
     if relogged {
+        // Used once: the same request again asks for a new login again.
         session.set_data(&state.store, REAUTH, None).await?;
+        session.save(&state.store).await?;
     }
     let Some(user) = session.user().cloned() else {
         return Err(ApiError::Internal("no user after login check".into()));
@@ -582,8 +599,16 @@ async fn authorize(state: &AppState, parts: Parts, query: &str) -> ApiResult<Res
         let r = crate::ui::render_challenge(&c, "", "", session.csrf_token(), &request.brand)?;
         return Ok(crate::session::with_cookies(r, &session, &parts));
     }
-    // A `claims` request for another user, or for an authentication context this login lacks.
+    // A hint or `claims` request for another user, or for an authentication context this login
+    // lacks: no tokens (the person had the chance to log in as that user).
     let sub = issue::subject(&svc, config, &user);
+    if hinted.as_ref().is_some_and(|h| *h != sub) {
+        let e = OAuthError::described(
+            ErrorCode::AccessDenied,
+            "the id_token_hint names another user than the one logged in",
+        );
+        return Ok(respond(&authorization.error(e).response(&iss)));
+    }
     if let Some(e) =
         authorize::unmet_claims(authorization.claims.as_ref(), &sub, issue::ACR_DEFAULT)
     {

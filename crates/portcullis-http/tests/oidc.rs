@@ -1866,6 +1866,98 @@ async fn claims_parameter_selects_id_token_claims(b: Backend) {
     }
 }
 
+/// id_token_hint (OIDC Core §3.1.2.1): a hint naming the logged-in user lets prompt=none
+/// through; one naming another user is login_required with prompt=none, else a new login, after
+/// which only that user gets tokens; a tampered hint or an access token is invalid_request.
+async fn id_token_hint_names_the_user(b: Backend) {
+    let s = setup(b, "default-provider-authorization-implicit-consent").await;
+    let api = |m: reqwest::Method, p: &str| s.app.request(m, p, Some(&s.app.admin_token));
+    let bob: Value = api(reqwest::Method::POST, "/api/v3/core/users/")
+        .json(&json!({"username": "bob", "name": "Bob"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let r = api(
+        reqwest::Method::POST,
+        &format!("/api/v3/core/users/{}/set_password/", bob["pk"]),
+    )
+    .json(&json!({"password": "bob-password-123"}))
+    .send()
+    .await
+    .unwrap();
+    assert!(r.status().is_success(), "{}", r.status());
+    let bob_answers = |c: &Value| match c["component"].as_str()? {
+        "ak-stage-identification" => {
+            Some(json!({"component": "ak-stage-identification", "uid_field": "bob"}))
+        }
+        "ak-stage-password" => {
+            Some(json!({"component": "ak-stage-password", "password": "bob-password-123"}))
+        }
+        _ => None,
+    };
+    let redirect = form_urlencoded::byte_serialize(REDIRECT.as_bytes()).collect::<String>();
+    let url = |extra: &str| {
+        format!(
+            "/application/o/authorize/?client_id={}&redirect_uri={redirect}&response_type=code&scope=openid&state=h{extra}",
+            s.client_id
+        )
+    };
+    let hint = |t: &str| format!("&id_token_hint={t}");
+    // Each user's ID token, from their own browser.
+    let mut admin = Browser::new(&s.app);
+    let admin_tokens = redeem(&s, admin.authorize(&url(""), &admin_answers).await).await;
+    let admin_id = admin_tokens["id_token"].as_str().unwrap().to_owned();
+    let mut other = Browser::new(&s.app);
+    let bob_id = redeem(&s, other.authorize(&url(""), &bob_answers).await).await["id_token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let bob_sub = jwt_claims(&bob_id)["sub"].as_str().unwrap().to_owned();
+
+    // The admin's own hint: prompt=none goes through.
+    let r = admin
+        .authorize(&url(&format!("&prompt=none{}", hint(&admin_id))), &|_| None)
+        .await;
+    assert!(params(r.location.as_deref().unwrap()).contains_key("code"));
+    // Bob's hint in the admin's browser: login_required with prompt=none.
+    let r = admin
+        .authorize(&url(&format!("&prompt=none{}", hint(&bob_id))), &|_| None)
+        .await;
+    assert_eq!(
+        params(r.location.as_deref().unwrap())["error"],
+        "login_required"
+    );
+    // Without prompt=none: a new login; as the admin again, no tokens; as Bob, Bob's.
+    let r = admin.authorize(&url(&hint(&bob_id)), &admin_answers).await;
+    assert_eq!(
+        params(r.location.as_deref().unwrap())["error"],
+        "access_denied"
+    );
+    let r = admin.authorize(&url(&hint(&bob_id)), &bob_answers).await;
+    let tokens = redeem(&s, r).await;
+    assert_eq!(
+        jwt_claims(tokens["id_token"].as_str().unwrap())["sub"],
+        bob_sub.as_str()
+    );
+    // Not an ID token of this client: invalid_request, said to the client.
+    let (head, _) = bob_id.rsplit_once('.').unwrap();
+    let tampered = format!("{head}.{}", base64_url(&[7u8; 64]));
+    for bad in [
+        tampered,
+        admin_tokens["access_token"].as_str().unwrap().to_owned(),
+        "garbage".to_owned(),
+    ] {
+        let r = admin.get(&url(&hint(&bad))).await;
+        assert_eq!(
+            params(r.location.as_deref().unwrap())["error"],
+            "invalid_request"
+        );
+    }
+}
+
 /// prompt=login and prompt=select_account ask for a new login once (then the code comes), also
 /// when the prompt is inside a signed request object; max_age asks when the login is older.
 async fn prompt_login_select_account_and_max_age_ask_to_log_in(b: Backend) {
@@ -3208,6 +3300,7 @@ both_backends!(
     signed_request_objects,
     encrypted_id_tokens,
     prompt_login_select_account_and_max_age_ask_to_log_in,
+    id_token_hint_names_the_user,
     implicit_and_hybrid_with_form_post,
     client_credentials_introspection_and_revocation,
     end_session_returns_to_registered_uris_only,

@@ -41,6 +41,7 @@ pub struct AuthorizeRequest {
     pub prompt: Option<String>,
     pub max_age: Option<String>,
     pub login_hint: Option<String>,
+    pub id_token_hint: Option<String>,
     pub claims: Option<String>,
     pub request: Option<String>,
     pub request_uri: Option<String>,
@@ -60,7 +61,7 @@ impl AuthorizeRequest {
                     "too many parameters",
                 ));
             }
-            let limit = if k == "request" {
+            let limit = if k == "request" || k == "id_token_hint" {
                 crate::request_object::MAX_REQUEST_OBJECT_LEN
             } else {
                 MAX_PARAM_LEN
@@ -87,6 +88,7 @@ impl AuthorizeRequest {
                 "prompt" => Some(&mut r.prompt),
                 "max_age" => Some(&mut r.max_age),
                 "login_hint" => Some(&mut r.login_hint),
+                "id_token_hint" => Some(&mut r.id_token_hint),
                 "claims" => Some(&mut r.claims),
                 "request" => Some(&mut r.request),
                 "request_uri" => Some(&mut r.request_uri),

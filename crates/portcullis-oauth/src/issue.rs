@@ -198,6 +198,36 @@ pub async fn access_token_grant(
         .map(|g| (claims, g)))
 }
 
+/// The `sub` of an `id_token_hint` (OIDC Core §3.1.2.1): an ID token this provider signed for
+/// `client_id` (its signature checked, its expiry not: a hint may have expired). Anything else
+/// is `invalid_request`. An encrypted ID token is no hint: the client decrypts it first.
+pub async fn hinted_subject(
+    svc: &OAuthServices,
+    provider: &Provider,
+    config: &OAuth2Config,
+    client_id: &str,
+    hint: &str,
+) -> Result<String, OAuthError> {
+    let invalid = || OAuthError::described(ErrorCode::InvalidRequest, "invalid id_token_hint");
+    let signer = signer(svc, provider, config).await?;
+    let claims: Value = signer.verify_ignoring_expiry(hint).map_err(|_| invalid())?;
+    let for_client = match claims.get("aud") {
+        Some(Value::String(a)) => a == client_id,
+        Some(Value::Array(list)) => list.iter().any(|a| a.as_str() == Some(client_id)),
+        _ => false,
+    };
+    // An ID token, not an access token or logout token of the same client (their `typ`).
+    let typ = jsonwebtoken::decode_header(hint).ok().and_then(|h| h.typ);
+    if !for_client || typ.as_deref() != Some("JWT") {
+        return Err(invalid());
+    }
+    claims
+        .get("sub")
+        .and_then(Value::as_str)
+        .map(str::to_owned)
+        .ok_or_else(invalid)
+}
+
 /// The provider's client secret in clear (empty when it has none).
 pub fn client_secret(svc: &OAuthServices, config: &OAuth2Config) -> Result<String, OAuthError> {
     if config.client_secret.is_empty() {

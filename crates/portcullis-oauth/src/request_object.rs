@@ -113,6 +113,7 @@ pub fn apply(
             "prompt" => &mut req.prompt,
             "max_age" => &mut req.max_age,
             "login_hint" => &mut req.login_hint,
+            "id_token_hint" => &mut req.id_token_hint,
             "claims" => &mut req.claims,
             // Claims of the JWT itself, the client (checked above), and nested objects.
             _ => continue,
@@ -123,7 +124,7 @@ pub fn apply(
             ("claims", Value::Object(_)) => value.to_string(),
             _ => return Err(invalid(&format!("{name} has the wrong type"))),
         };
-        if text.len() > MAX_PARAM_LEN {
+        if text.len() > MAX_PARAM_LEN && name != "id_token_hint" {
             return Err(invalid(&format!("{name} is too long")));
         }
         *slot = Some(text);
