@@ -199,11 +199,14 @@ async fn application_access(
     app: &Application,
     user: &portcullis_store::UserWithGroups,
     request: &portcullis_flow::FlowRequest,
+    context: serde_json::Map<String, Value>,
 ) -> ApiResult<portcullis_policy::EngineResult> {
-    let preq = portcullis_policy::PolicyRequest::new(portcullis_policy::PolicyUser::from_user(
+    let mut preq = portcullis_policy::PolicyRequest::new(portcullis_policy::PolicyUser::from_user(
         &user.user,
         &user.groups,
     ));
+    preq.http_request = Some(request.http.clone());
+    preq.context = context;
     Ok(portcullis_flow::policies::evaluate_target(
         &state.flows.policies,
         app.uuid,
@@ -584,7 +587,7 @@ async fn authorize(state: &AppState, parts: Parts, query: &str) -> ApiResult<Res
 
     // The application's policies decide who may use it.
     let request = crate::flows_executor::flow_request(state, &parts, String::new()).await?;
-    let access = application_access(state, app, &user, &request).await?;
+    let access = application_access(state, app, &user, &request, Default::default()).await?;
     if !access.passing {
         if authorization.prompt.none {
             let e = OAuthError::new(ErrorCode::AccessDenied);
@@ -1139,7 +1142,21 @@ async fn federated_grant(
             "pk": issuer_provider.pk, "name": issuer_provider.name,
         },
     });
-    let tokens = account_grant(state, parts, &client, app, form, &user, "jwt", method_args).await?;
+    // The input token's claims are the policies' `request.context["oauth_jwt"]` (authentik).
+    let mut context = serde_json::Map::new();
+    context.insert("oauth_jwt".into(), claims.clone());
+    let tokens = account_grant(
+        state,
+        parts,
+        &client,
+        app,
+        form,
+        &user,
+        "jwt",
+        method_args,
+        context,
+    )
+    .await?;
     Ok(Some(match tokens {
         Ok(t) => json_response(
             StatusCode::OK,
@@ -1164,7 +1181,18 @@ async fn app_password_grant(
         Err(e) => return Ok(Err(e)),
     };
     let method_args = json!({"identifier": identifier});
-    account_grant(state, parts, client, app, form, &user, "token", method_args).await
+    account_grant(
+        state,
+        parts,
+        client,
+        app,
+        form,
+        &user,
+        "token",
+        method_args,
+        Default::default(),
+    )
+    .await
 }
 
 /// The tokens of a grant where a client acts as `user` without a browser (an app password, a
@@ -1180,9 +1208,10 @@ async fn account_grant(
     user: &portcullis_store::UserWithGroups,
     method: &str,
     method_args: Value,
+    context: serde_json::Map<String, Value>,
 ) -> ApiResult<Result<issue::TokenResponse, OAuthError>> {
     let request = crate::flows_executor::flow_request(state, parts, String::new()).await?;
-    if !application_access(state, app, user, &request)
+    if !application_access(state, app, user, &request, context)
         .await?
         .passing
     {

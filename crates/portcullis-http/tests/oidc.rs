@@ -1547,9 +1547,11 @@ async fn jwt_federation_between_providers(b: Backend) {
     }
     assert_eq!(issued().await, before);
 
-    // The application's policies apply to the token's user.
+    // The application's policies apply to the token's user, and see the input token's claims
+    // as `request.context["oauth_jwt"]` (authentik's name).
     let policy: Value = api(reqwest::Method::POST, "/api/v3/policies/expression/")
-        .json(&json!({"name": "nobody", "expression": "return False"}))
+        .json(&json!({"name": "from upstream", "expression": format!(
+            "return request.context.get('oauth_jwt', {{}}).get('azp') == '{}'", up.0)}))
         .send()
         .await
         .unwrap()
@@ -1565,6 +1567,21 @@ async fn jwt_federation_between_providers(b: Backend) {
         .json()
         .await
         .unwrap();
+    let (st, body) = federated(input.clone(), "client_credentials").await;
+    assert_eq!(st, StatusCode::OK, "{body}");
+    let before = before + 1;
+    let r = api(
+        reqwest::Method::PATCH,
+        &format!(
+            "/api/v3/policies/expression/{}/",
+            policy["pk"].as_str().unwrap()
+        ),
+    )
+    .json(&json!({"expression": "return False"}))
+    .send()
+    .await
+    .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
     let (st, body) = federated(input.clone(), "client_credentials").await;
     assert_eq!(
         (st, body["error"].as_str()),
