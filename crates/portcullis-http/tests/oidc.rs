@@ -1548,10 +1548,10 @@ async fn jwt_federation_between_providers(b: Backend) {
     assert_eq!(issued().await, before);
 
     // The application's policies apply to the token's user, and see the input token's claims
-    // as `request.context["oauth_jwt"]` (authentik's name).
+    // as `request.context["oauth_jwt"]` (authentik's name) and the client's address.
     let policy: Value = api(reqwest::Method::POST, "/api/v3/policies/expression/")
         .json(&json!({"name": "from upstream", "expression": format!(
-            "return request.context.get('oauth_jwt', {{}}).get('azp') == '{}'", up.0)}))
+            "return request.context.get('oauth_jwt', {{}}).get('azp') == '{}' and ak_client_ip == '127.0.0.1'", up.0)}))
         .send()
         .await
         .unwrap()
