@@ -4,6 +4,8 @@
 //! `eval "$(scripts/pg-cluster start)"`); each test gets a database of its own on that server.
 #![allow(clippy::expect_used, clippy::panic, clippy::unwrap_used)]
 
+pub mod serve;
+
 use std::sync::Arc;
 
 use portcullis_core::{Clock, SystemClock};

@@ -8,87 +8,35 @@
 )]
 
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use portcullis_testkit::free_port;
+use portcullis_testkit::serve::Serve;
 
 use serde_json::{Value, json};
 
 const BIN: &str = env!("CARGO_BIN_EXE_portcullis");
 const TOKEN: &str = "blackbox-bootstrap-token-0123456789";
 
-/// A running `portcullis serve`.
+/// A running `portcullis serve` (killed on drop) and its data directory.
 struct Server {
-    child: Child,
-    url: String,
-    https_url: String,
+    serve: Serve,
     dir: PathBuf,
 }
 
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+impl std::ops::Deref for Server {
+    type Target = Serve;
+    fn deref(&self) -> &Serve {
+        &self.serve
     }
 }
 
 fn serve(dir: &Path, extra_env: &[(&str, &str)]) -> Server {
-    // The ports are free when chosen, but a test running in parallel may bind one first.
-    for _ in 0..5 {
-        match try_serve(dir, extra_env) {
-            Ok(server) => return server,
-            Err(log) if log.contains("Address already in use") => continue,
-            Err(log) => panic!("server did not become ready; log:\n{log}"),
-        }
-    }
-    panic!("no free ports after 5 attempts");
-}
-
-/// Starts `portcullis serve` and waits until it is ready; its log when it exits or times out.
-fn try_serve(dir: &Path, extra_env: &[(&str, &str)]) -> Result<Server, String> {
-    let http = free_port();
-    let metrics = free_port();
-    let https = free_port();
-    let log_path = dir.join(format!("serve-{http}.log"));
-    let log = std::fs::File::create(&log_path).unwrap();
-    let mut cmd = Command::new(BIN);
-    cmd.arg("serve")
-        .current_dir(dir)
-        .env_clear()
-        .env("PATH", std::env::var("PATH").unwrap_or_default())
-        .env("PORTCULLIS_LISTEN_HTTP", format!("127.0.0.1:{http}"))
-        .env("PORTCULLIS_LISTEN_METRICS", format!("127.0.0.1:{metrics}"))
-        .env("PORTCULLIS_LISTEN_HTTPS", format!("127.0.0.1:{https}"))
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(log);
-    for (k, v) in extra_env {
-        cmd.env(k, v);
-    }
-    let child = cmd.spawn().unwrap();
-    let mut server = Server {
-        child,
-        url: format!("http://127.0.0.1:{http}"),
-        https_url: format!("https://127.0.0.1:{https}"),
+    Server {
+        serve: Serve::start(BIN, dir, extra_env),
         dir: dir.to_owned(),
-    };
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while Instant::now() < deadline {
-        if let Ok(r) = reqwest::blocking::get(format!("{}/-/health/ready/", server.url))
-            && r.status() == 204
-        {
-            return Ok(server);
-        }
-        if server.child.try_wait().unwrap().is_some() {
-            let log = std::fs::read_to_string(&log_path).unwrap_or_default();
-            // A retry must not inherit this attempt's log.
-            let _ = std::fs::remove_file(&log_path);
-            return Err(log);
-        }
-        std::thread::sleep(Duration::from_millis(20));
     }
-    Err(std::fs::read_to_string(&log_path).unwrap_or_default())
 }
 
 impl Server {
@@ -123,7 +71,7 @@ impl Server {
     }
 
     fn sigterm(mut self) -> std::process::ExitStatus {
-        let pid = self.child.id().to_string();
+        let pid = self.serve.child.id().to_string();
         assert!(
             Command::new("kill")
                 .args(["-TERM", &pid])
@@ -133,7 +81,7 @@ impl Server {
         );
         let deadline = Instant::now() + Duration::from_secs(15);
         loop {
-            if let Some(status) = self.child.try_wait().unwrap() {
+            if let Some(status) = self.serve.child.try_wait().unwrap() {
                 return status;
             }
             assert!(Instant::now() < deadline, "no exit after SIGTERM");
@@ -142,8 +90,8 @@ impl Server {
     }
 
     fn sigkill(mut self) {
-        self.child.kill().unwrap();
-        self.child.wait().unwrap();
+        self.serve.child.kill().unwrap();
+        self.serve.child.wait().unwrap();
     }
 }
 

@@ -7,10 +7,10 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use portcullis_testkit::free_port;
+use portcullis_testkit::serve::Serve;
 
 const BIN: &str = env!("CARGO_BIN_EXE_portcullis");
 const ADMIN: &str = "admin";
@@ -19,84 +19,6 @@ const PASSWORD: &str = "correct horse battery staple";
 const TOKEN: &str = "ui-test-token-0123456789abcdef";
 /// The whole node run; each browser step inside it is bounded at 10 s by the script itself.
 const NODE_DEADLINE: Duration = Duration::from_secs(180);
-
-/// A running `portcullis serve`, killed on drop.
-struct Server {
-    child: Child,
-    url: String,
-    log: PathBuf,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Server {
-    fn start(dir: &Path) -> Server {
-        // The ports are free when chosen, but a test running in parallel may bind one first.
-        for _ in 0..5 {
-            match Server::try_start(dir) {
-                Ok(server) => return server,
-                Err(log) if log.contains("Address already in use") => continue,
-                Err(log) => panic!("server did not become ready; log:\n{log}"),
-            }
-        }
-        panic!("no free ports after 5 attempts");
-    }
-
-    /// Starts `portcullis serve` and waits until it is ready; its log when it exits or times out.
-    fn try_start(dir: &Path) -> Result<Server, String> {
-        let http = free_port();
-        let log = dir.join("serve.log");
-        let child = Command::new(BIN)
-            .arg("serve")
-            .current_dir(dir)
-            .env_clear()
-            .env("PATH", std::env::var("PATH").unwrap_or_default())
-            .env("PORTCULLIS_LISTEN_HTTP", format!("127.0.0.1:{http}"))
-            .env(
-                "PORTCULLIS_LISTEN_HTTPS",
-                format!("127.0.0.1:{}", free_port()),
-            )
-            .env(
-                "PORTCULLIS_LISTEN_METRICS",
-                format!("127.0.0.1:{}", free_port()),
-            )
-            .env("PORTCULLIS_BOOTSTRAP_PASSWORD", PASSWORD)
-            .env("PORTCULLIS_BOOTSTRAP_TOKEN", TOKEN)
-            .env("PORTCULLIS_BOOTSTRAP_EMAIL", "admin@example.com")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(&log).unwrap())
-            .spawn()
-            .unwrap();
-        let mut server = Server {
-            child,
-            url: format!("http://127.0.0.1:{http}"),
-            log,
-        };
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while Instant::now() < deadline {
-            if let Ok(r) = reqwest::blocking::get(format!("{}/-/health/ready/", server.url))
-                && r.status() == 204
-            {
-                return Ok(server);
-            }
-            if server.child.try_wait().unwrap().is_some() {
-                return Err(server.log());
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        Err(server.log())
-    }
-
-    fn log(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-}
 
 /// Last `n` lines of `s`.
 fn tail(s: &str, n: usize) -> String {
@@ -120,7 +42,15 @@ fn login_page_in_a_real_browser() {
     );
 
     let dir = tempfile::tempdir().unwrap();
-    let server = Server::start(dir.path());
+    let server = Serve::start(
+        BIN,
+        dir.path(),
+        &[
+            ("PORTCULLIS_BOOTSTRAP_PASSWORD", PASSWORD),
+            ("PORTCULLIS_BOOTSTRAP_TOKEN", TOKEN),
+            ("PORTCULLIS_BOOTSTRAP_EMAIL", "admin@example.com"),
+        ],
+    );
     let artifacts = std::env::var_os("PORTCULLIS_ARTIFACTS_DIR")
         .map_or_else(|| dir.path().join("artifacts"), PathBuf::from);
 
