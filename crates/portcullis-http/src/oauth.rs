@@ -50,9 +50,13 @@ const MAX_PENDING: usize = 8;
 const CLIENT_SIGNING_ALGS: [&str; 7] = [
     "HS256", "HS384", "HS512", "RS256", "ES256", "ES384", "EdDSA",
 ];
-/// The session data key of the authorization request that asked for a new login
-/// (`prompt=login` / `select_account`), and when.
+/// The session data key of the authorization requests (by the SHA-256 of their query) that
+/// sent the person to log in, and when.
 const REAUTH: &str = "oauth_reauth";
+/// The session data key of authorization requests too long for the login page's `next`.
+const RESUME: &str = "oauth_resume";
+/// The longest `next` the login page takes back (the flow engine's `safe_next` limit, less room).
+const MAX_NEXT: usize = 2000;
 /// How long an authorization may wait for its flow.
 const PENDING_TTL_SECONDS: i64 = 30 * 60;
 /// The largest token or userinfo request body read.
@@ -437,6 +441,34 @@ async fn authorize_post(
 }
 
 async fn authorize(state: &AppState, parts: Parts, query: &str) -> ApiResult<Response> {
+    // A request too long to ride in the login page's `next` waited in the session.
+    let resumed;
+    let query = match resume_id(query) {
+        None => query,
+        Some(id) => {
+            let session = crate::session::load(state, &parts).await?;
+            match session
+                .data(RESUME)
+                .and_then(|m| m.get(&id))
+                .and_then(|e| e.get("query"))
+                .and_then(Value::as_str)
+            {
+                Some(q) => {
+                    resumed = q.to_owned();
+                    resumed.as_str()
+                }
+                None => {
+                    return Ok(error_page(
+                        &OAuthError::described(
+                            ErrorCode::InvalidRequest,
+                            "the authorization request expired: start again from the application",
+                        ),
+                        StatusCode::BAD_REQUEST,
+                    ));
+                }
+            }
+        }
+    };
     let mut req = match AuthorizeRequest::parse(query) {
         Ok(r) => r,
         Err(e) => return Ok(error_page(&e, StatusCode::BAD_REQUEST)),
@@ -486,10 +518,12 @@ async fn authorize(state: &AppState, parts: Parts, query: &str) -> ApiResult<Res
     // id_token_hint: the user the client believes is logged in (OIDC Core §3.1.2.1).
     let hinted = match req.id_token_hint.as_deref().filter(|h| !h.is_empty()) {
         None => None,
-        Some(h) => match issue::hinted_subject(&svc, provider, config, &req.client_id, h).await {
-            Ok(sub) => Some(sub),
-            Err(e) => return Ok(respond(&authorization.error(e).response(&iss))),
-        },
+        Some(h) => {
+            match issue::hinted_subject(&svc, provider, config, &req.client_id, &iss, h).await {
+                Ok(sub) => Some(sub),
+                Err(e) => return Ok(respond(&authorization.error(e).response(&iss))),
+            }
+        }
     };
 
     let mut session = crate::session::load(state, &parts).await?;
@@ -500,30 +534,35 @@ async fn authorize(state: &AppState, parts: Parts, query: &str) -> ApiResult<Res
             .user()
             .is_some_and(|u| issue::subject(&svc, config, u) != *h)
     });
+    // max_age=0 asks for a new login as prompt=login does (OIDC Core §3.1.2.1).
     let too_old = authorization
         .max_age
-        .is_some_and(|max| auth_time.is_none_or(|t| now - t > max));
+        .is_some_and(|max| max == 0 || auth_time.is_none_or(|t| now - t > max));
     // prompt=login, and select_account (the person may log in as someone else), ask for a new
-    // login. The request comes back unchanged after it (its parameters may be signed, in a
-    // request object), so the session remembers which request sent the person to log in and
-    // when: a login after that satisfies it (authentik keeps a similar flag).
+    // login; so do max_age and a hint naming someone else. The request comes back unchanged
+    // after it (its parameters may be signed, in a request object), so the session remembers
+    // which requests sent the person to log in, and when: a login after that, within the time a
+    // request may wait, satisfies that request once (authentik keeps a similar flag).
     let fresh_login =
         authorization.prompt.login || authorization.prompt.select_account || other_user;
     let request_hash = portcullis_crypto::sha256_hex(query.as_bytes());
-    let relogged = fresh_login
-        && session.data(REAUTH).is_some_and(|m| {
-            m.get("request").and_then(Value::as_str) == Some(request_hash.as_str())
-                && m.get("at")
-                    .and_then(Value::as_i64)
-                    .is_some_and(|at| auth_time.is_some_and(|t| t >= at))
-        });
-    if session.user().is_none() || (fresh_login && !relogged) || too_old {
+    let mut marks = young_entries(session.data(REAUTH), now);
+    let mark = marks.remove(&request_hash).and_then(|v| v.as_i64());
+    let relogged = mark.is_some_and(|at| auth_time.is_some_and(|t| t >= at));
+    if session.user().is_none() || ((fresh_login || too_old) && !relogged) {
         if authorization.prompt.none {
             let e = OAuthError::new(ErrorCode::LoginRequired);
             return Ok(respond(&authorization.error(e).response(&iss)));
         }
-        // Log in first, then come back.
-        let next = format!("/application/o/authorize/?{query}");
+        // Log in first, then come back (a long request waits in the session: `next` is short).
+        let mut next = format!("/application/o/authorize/?{query}");
+        let mut resume = young_entries(session.data(RESUME), now);
+        if next.len() > MAX_NEXT {
+            let id = portcullis_crypto::random_string(24);
+            resume.insert(id.clone(), json!({"query": query, "at": now}));
+            keep_newest(&mut resume, MAX_PENDING);
+            next = format!("/application/o/authorize/?resume={id}");
+        }
         let flow_slug = match provider.authentication_flow {
             Some(f) => state.store.find_flow(f).await.ok().map(|f| f.slug),
             None => None,
@@ -560,25 +599,26 @@ async fn authorize(state: &AppState, parts: Parts, query: &str) -> ApiResult<Res
             // A fresh login is required: the current one ends.
             session.logout(&state.store).await?;
         }
-        if fresh_login {
-            session
-                .set_data(
-                    &state.store,
-                    REAUTH,
-                    Some(json!({"request": request_hash, "at": now})),
-                )
-                .await?;
-            session.save(&state.store).await?;
-        }
+        marks.insert(request_hash, json!(now));
+        keep_newest(&mut marks, MAX_PENDING);
+        session
+            .set_data(&state.store, REAUTH, Some(Value::Object(marks)))
+            .await?;
+        session
+            .set_data(&state.store, RESUME, Some(Value::Object(resume)))
+            .await?;
+        session.save(&state.store).await?;
         return Ok(crate::session::with_cookies(
             Redirect::to(&to).into_response(),
             &session,
             &parts,
         ));
     }
-    if relogged {
+    if mark.is_some() {
         // Used once: the same request again asks for a new login again.
-        session.set_data(&state.store, REAUTH, None).await?;
+        session
+            .set_data(&state.store, REAUTH, Some(Value::Object(marks)))
+            .await?;
         session.save(&state.store).await?;
     }
     let Some(user) = session.user().cloned() else {
@@ -738,6 +778,46 @@ async fn take_pending<T: serde::de::DeserializeOwned>(
         .set_data(&state.store, key, Some(Value::Object(pending)))
         .await?;
     Ok(taken.and_then(|v| serde_json::from_value(v).ok()))
+}
+
+/// The entries of a session map (`{key: at}` or `{key: {"at": ..}}`) written less than
+/// [`PENDING_TTL_SECONDS`] ago.
+fn young_entries(map: Option<&Value>, now: i64) -> serde_json::Map<String, Value> {
+    let mut map = map.and_then(Value::as_object).cloned().unwrap_or_default();
+    map.retain(|_, v| {
+        v.as_i64()
+            .or_else(|| v.get("at").and_then(Value::as_i64))
+            .is_some_and(|at| now - at <= PENDING_TTL_SECONDS)
+    });
+    map
+}
+
+/// Drops the oldest entries of such a map beyond `max`.
+fn keep_newest(map: &mut serde_json::Map<String, Value>, max: usize) {
+    let at = |v: &Value| {
+        v.as_i64()
+            .or_else(|| v.get("at").and_then(Value::as_i64))
+            .unwrap_or(0)
+    };
+    while map.len() > max {
+        let Some(oldest) = map
+            .iter()
+            .min_by_key(|(_, v)| at(v))
+            .map(|(k, _)| k.clone())
+        else {
+            break;
+        };
+        map.remove(&oldest);
+    }
+}
+
+/// The id of `resume=<id>` when that is the whole query.
+fn resume_id(query: &str) -> Option<String> {
+    let mut pairs = form_urlencoded::parse(query.as_bytes());
+    match (pairs.next(), pairs.next()) {
+        (Some((k, v)), None) if k == "resume" && v.len() <= 64 => Some(v.into_owned()),
+        _ => None,
+    }
 }
 
 /// The flow context of an application being authorized, ending at `redirect`.
@@ -1643,6 +1723,17 @@ async fn device_user_page(State(state): State<Arc<AppState>>, parts: Parts) -> A
         return Ok(crate::session::with_cookies(r, &session, &parts));
     };
     let request = crate::flows_executor::flow_request(&state, &parts, String::new()).await?;
+    // The application's policies decide who may use it, as at the authorization endpoint.
+    let access = application_access(&state, &app, &user, &request, Default::default()).await?;
+    if !access.passing {
+        let message = if access.messages.is_empty() {
+            "You do not have access to this application.".to_owned()
+        } else {
+            access.messages.join(" ")
+        };
+        let r = device_page(&message, StatusCode::FORBIDDEN);
+        return Ok(crate::session::with_cookies(r, &session, &parts));
+    }
     let Some(flow) = provider.authorization_flow else {
         let r = device_page(
             "This application cannot be authorized.",

@@ -1923,7 +1923,13 @@ async fn id_token_hint_names_the_user(b: Backend) {
         )
     };
     let hint = |t: &str| format!("&id_token_hint={t}");
-    // Each user's ID token, from their own browser.
+    // Each user's ID token, from their own browser; the admin's expires after a second (a hint
+    // may have expired).
+    assert_eq!(
+        s.patch_provider(json!({"access_token_validity": "seconds=1"}))
+            .await,
+        StatusCode::OK
+    );
     let mut admin = Browser::new(&s.app);
     let admin_tokens = redeem(&s, admin.authorize(&url(""), &admin_answers).await).await;
     let admin_id = admin_tokens["id_token"].as_str().unwrap().to_owned();
@@ -1934,7 +1940,13 @@ async fn id_token_hint_names_the_user(b: Backend) {
         .to_owned();
     let bob_sub = jwt_claims(&bob_id)["sub"].as_str().unwrap().to_owned();
 
-    // The admin's own hint: prompt=none goes through.
+    assert_eq!(
+        s.patch_provider(json!({"access_token_validity": "hours=1"}))
+            .await,
+        StatusCode::OK
+    );
+    tokio::time::sleep(std::time::Duration::from_millis(2100)).await;
+    // The admin's own (expired) hint: prompt=none goes through.
     let r = admin
         .authorize(&url(&format!("&prompt=none{}", hint(&admin_id))), &|_| None)
         .await;
@@ -1959,12 +1971,50 @@ async fn id_token_hint_names_the_user(b: Backend) {
         jwt_claims(tokens["id_token"].as_str().unwrap())["sub"],
         bob_sub.as_str()
     );
+    // No session and Bob's hint: one login; as the admin, no tokens.
+    let mut fresh = Browser::new(&s.app);
+    let logins = std::cell::Cell::new(0);
+    let r = fresh
+        .authorize(&url(&hint(&bob_id)), &|c: &Value| {
+            if c["component"] == "ak-stage-identification" {
+                logins.set(logins.get() + 1);
+            }
+            admin_answers(c)
+        })
+        .await;
+    assert_eq!(logins.get(), 1);
+    assert_eq!(
+        params(r.location.as_deref().unwrap())["error"],
+        "access_denied"
+    );
+    // Another client's ID token (same signing key, another issuer and audience).
+    let provider = s
+        .get_json(&format!("/api/v3/providers/oauth2/{}/", s.provider))
+        .await;
+    let other = s
+        .add_client(
+            "Other",
+            "other",
+            json!({"signing_key": provider["signing_key"], "property_mappings": provider["property_mappings"]}),
+        )
+        .await;
+    let (st, other_tokens) = token_request(
+        &s,
+        &[("grant_type", "client_credentials"), ("scope", "openid")],
+        Some((
+            other["client_id"].as_str().unwrap(),
+            other["client_secret"].as_str().unwrap(),
+        )),
+    )
+    .await;
+    assert_eq!(st, StatusCode::OK, "{other_tokens}");
     // Not an ID token of this client: invalid_request, said to the client.
     let (head, _) = bob_id.rsplit_once('.').unwrap();
     let tampered = format!("{head}.{}", base64_url(&[7u8; 64]));
     for bad in [
         tampered,
         admin_tokens["access_token"].as_str().unwrap().to_owned(),
+        other_tokens["id_token"].as_str().unwrap().to_owned(),
         "garbage".to_owned(),
     ] {
         let r = admin.get(&url(&hint(&bad))).await;
@@ -2009,7 +2059,12 @@ async fn prompt_login_select_account_and_max_age_ask_to_log_in(b: Backend) {
         (String::new(), 1),
         (String::new(), 0),
         ("&prompt=login".to_owned(), 1),
+        // The same request again asks again: a login satisfies one request once.
+        ("&prompt=login".to_owned(), 1),
         (String::new(), 0),
+        ("&max_age=0".to_owned(), 1),
+        // Too long for the login page's `next`: the request waits in the session meanwhile.
+        (format!("&prompt=login&nonce={}", "n".repeat(2100)), 1),
         ("&prompt=select_account".to_owned(), 1),
         ("&max_age=600".to_owned(), 0),
         (format!("&request={}", object("login")), 1),
@@ -2024,6 +2079,12 @@ async fn prompt_login_select_account_and_max_age_ask_to_log_in(b: Backend) {
         assert_eq!(logins.get(), expected, "{extra}");
         assert!(redeem(&s, r).await["access_token"].is_string(), "{extra}");
     }
+    // A resumed request the session does not hold (expired, or another browser's): a page.
+    let r = browser
+        .get("/application/o/authorize/?resume=unknown")
+        .await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST);
+    assert!(r.location.is_none());
     // Ten minutes on, a login older than max_age=300 is asked for again; max_age=3600 is not.
     clock.advance(chrono::Duration::seconds(600));
     for (extra, expected) in [("&max_age=300", 1), ("&max_age=3600", 0)] {
@@ -2473,6 +2534,60 @@ async fn device_code_flow(b: Backend) {
         (st, body["error"].as_str()),
         (StatusCode::BAD_REQUEST, Some("invalid_grant"))
     );
+
+    // The application's policies apply: a person they refuse is told so, and the device
+    // keeps waiting.
+    let api = |m: reqwest::Method, p: &str| s.app.request(m, p, Some(&s.app.admin_token));
+    let policy: Value = api(reqwest::Method::POST, "/api/v3/policies/expression/")
+        .json(
+            &json!({"name": "nobody", "expression": "ak_message('Not on devices.')\nreturn False"}),
+        )
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let app = s.get_json("/api/v3/core/applications/rp/").await;
+    let binding: Value = api(reqwest::Method::POST, "/api/v3/policies/bindings/")
+        .json(&json!({"policy": policy["pk"], "target": app["pk"], "order": 0}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let refused: CoreDeviceAuthorizationResponse = client
+        .exchange_device_code()
+        .request_async(&rp_http)
+        .await
+        .unwrap();
+    let r = browser
+        .get(&format!("/device?code={}", refused.user_code().secret()))
+        .await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
+    assert!(r.body.as_str().unwrap().contains("Not on devices."));
+    let (st, body) = token_request(
+        &s,
+        &[
+            ("grant_type", "urn:ietf:params:oauth:grant-type:device_code"),
+            ("device_code", refused.device_code().secret()),
+        ],
+        Some((&s.client_id, &s.client_secret)),
+    )
+    .await;
+    assert_eq!(body["error"], "authorization_pending", "{st} {body}");
+    let r = api(
+        reqwest::Method::DELETE,
+        &format!(
+            "/api/v3/policies/bindings/{}/",
+            binding["pk"].as_str().unwrap()
+        ),
+    )
+    .send()
+    .await
+    .unwrap();
+    assert_eq!(r.status(), StatusCode::NO_CONTENT);
 
     // Guessing: after ten wrong codes (two above) the page stops looking codes up for this
     // user for a while, even a right one.

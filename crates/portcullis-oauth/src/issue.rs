@@ -198,18 +198,27 @@ pub async fn access_token_grant(
         .map(|g| (claims, g)))
 }
 
-/// The `sub` of an `id_token_hint` (OIDC Core §3.1.2.1): an ID token this provider signed for
-/// `client_id` (its signature checked, its expiry not: a hint may have expired). Anything else
-/// is `invalid_request`. An encrypted ID token is no hint: the client decrypts it first.
+/// The `sub` of an `id_token_hint` (OIDC Core §3.1.2.1): an ID token this provider (`issuer`)
+/// signed for `client_id` (its signature checked, its expiry not: a hint may have expired).
+/// Anything else is `invalid_request`. An encrypted ID token is no hint: the client decrypts it
+/// first.
 pub async fn hinted_subject(
     svc: &OAuthServices,
     provider: &Provider,
     config: &OAuth2Config,
     client_id: &str,
+    issuer: &str,
     hint: &str,
 ) -> Result<String, OAuthError> {
     let invalid = || OAuthError::described(ErrorCode::InvalidRequest, "invalid id_token_hint");
     let signer = signer(svc, provider, config).await?;
+    // Signed with a public client's "secret" (HS256 without a signing key), anyone could have
+    // made it: no hint at all.
+    if signer.algorithm() == JwsAlgorithm::Hs256
+        && config.client_type == crate::provider::ClientType::Public
+    {
+        return Err(invalid());
+    }
     let claims: Value = signer.verify_ignoring_expiry(hint).map_err(|_| invalid())?;
     let for_client = match claims.get("aud") {
         Some(Value::String(a)) => a == client_id,
@@ -218,7 +227,8 @@ pub async fn hinted_subject(
     };
     // An ID token, not an access token or logout token of the same client (their `typ`).
     let typ = jsonwebtoken::decode_header(hint).ok().and_then(|h| h.typ);
-    if !for_client || typ.as_deref() != Some("JWT") {
+    let from_here = claims.get("iss").and_then(Value::as_str) == Some(issuer);
+    if !for_client || !from_here || typ.as_deref() != Some("JWT") {
         return Err(invalid());
     }
     claims

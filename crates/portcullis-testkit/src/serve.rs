@@ -10,6 +10,8 @@ use crate::free_port;
 
 /// How long a start may take before the test fails.
 const READY_DEADLINE: Duration = Duration::from_secs(30);
+/// What the server logs once it has bound its ports and can serve.
+const READY_LINE: &str = "Portcullis is ready";
 /// Starts tried before giving up on ports that other processes keep taking.
 const ATTEMPTS: usize = 5;
 
@@ -76,7 +78,10 @@ impl Serve {
         };
         let deadline = Instant::now() + READY_DEADLINE;
         while Instant::now() < deadline {
-            if ready(http) {
+            // Its own "ready" line first: it is logged once all three ports are bound by this
+            // process, so the health answer that follows cannot come from another test's
+            // server that took the port (nextest runs tests in separate processes).
+            if server.log().contains(READY_LINE) && ready(http) {
                 return Ok(server);
             }
             if server
