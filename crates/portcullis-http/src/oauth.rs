@@ -374,22 +374,24 @@ async fn jwks(State(state): State<Arc<AppState>>, Path(slug): Path<String>) -> A
 // ---------------------------------------------------------------------------- authorize
 
 /// An error shown to the person (never redirected): the client or redirect URI is unknown.
-fn error_page(error: &OAuthError, status: StatusCode) -> Response {
-    let esc = |s: &str| {
-        s.replace('&', "&amp;")
-            .replace('<', "&lt;")
-            .replace('>', "&gt;")
-            .replace('"', "&quot;")
-    };
-    let html = format!(
-        "<!DOCTYPE html><html><head><meta charset=\"utf-8\"><title>Authorization error</title>\
-         <link rel=\"stylesheet\" href=\"/static/dist/portcullis.css\"></head><body><main class=\"card\">\
-         <h1>The application sent an invalid request</h1><p><code>{}</code></p><p>{}</p>\
-         </main></body></html>",
-        esc(error.code().as_str()),
-        esc(error.description().unwrap_or(""))
-    );
-    crate::ui::page(html, status)
+async fn error_page(
+    state: &AppState,
+    parts: &Parts,
+    error: OAuthError,
+    status: StatusCode,
+) -> ApiResult<Response> {
+    crate::ui::message_page(
+        state,
+        parts,
+        crate::ui::Message {
+            heading: "The application sent an invalid request",
+            alert: error.description(),
+            code: Some(error.code().as_str()),
+            ..Default::default()
+        },
+        status,
+    )
+    .await
 }
 
 /// The authorization response (or error) in its response mode.
@@ -443,51 +445,52 @@ async fn authorize_post(
 async fn authorize(state: &AppState, parts: Parts, query: &str) -> ApiResult<Response> {
     // A request too long to ride in the login page's `next` waited in the session.
     let resumed;
-    let query = match resume_id(query) {
-        None => query,
-        Some(id) => {
-            let session = crate::session::load(state, &parts).await?;
-            match session
-                .data(RESUME)
-                .and_then(|m| m.get(&id))
-                .and_then(|e| e.get("query"))
-                .and_then(Value::as_str)
-            {
-                Some(q) => {
-                    resumed = q.to_owned();
-                    resumed.as_str()
-                }
-                None => {
-                    return Ok(error_page(
-                        &OAuthError::described(
+    let query =
+        match resume_id(query) {
+            None => query,
+            Some(id) => {
+                let session = crate::session::load(state, &parts).await?;
+                match session
+                    .data(RESUME)
+                    .and_then(|m| m.get(&id))
+                    .and_then(|e| e.get("query"))
+                    .and_then(Value::as_str)
+                {
+                    Some(q) => {
+                        resumed = q.to_owned();
+                        resumed.as_str()
+                    }
+                    None => {
+                        return error_page(state, &parts, OAuthError::described(
                             ErrorCode::InvalidRequest,
                             "the authorization request expired: start again from the application",
                         ),
-                        StatusCode::BAD_REQUEST,
-                    ));
+                        StatusCode::BAD_REQUEST,).await;
+                    }
                 }
             }
-        }
-    };
+        };
     let mut req = match AuthorizeRequest::parse(query) {
         Ok(r) => r,
-        Err(e) => return Ok(error_page(&e, StatusCode::BAD_REQUEST)),
+        Err(e) => return error_page(state, &parts, e, StatusCode::BAD_REQUEST).await,
     };
     let unknown_client = || {
         error_page(
-            &OAuthError::described(ErrorCode::InvalidClient, "unknown client_id"),
+            state,
+            &parts,
+            OAuthError::described(ErrorCode::InvalidClient, "unknown client_id"),
             StatusCode::BAD_REQUEST,
         )
     };
     let svc = services(state);
     let client = match token::find_client(&svc, &req.client_id).await {
         Ok(Some(c)) => c,
-        Ok(None) => return Ok(unknown_client()),
+        Ok(None) => return unknown_client().await,
         Err(e) => return Err(ApiError::Internal(e.to_string())),
     };
     let (provider, config) = (&client.provider, &client.config);
     let Some(app) = &client.application else {
-        return Ok(unknown_client());
+        return unknown_client().await;
     };
     let base = base_url(&parts);
     let iss = issuer(&base, config, app);
@@ -504,14 +507,16 @@ async fn authorize(state: &AppState, parts: Parts, query: &str) -> ApiResult<Res
         &audiences,
         &mut req,
     ) {
-        return Ok(error_page(&e, StatusCode::BAD_REQUEST));
+        return error_page(state, &parts, e, StatusCode::BAD_REQUEST).await;
     }
     let scopes = issue::provider_scopes(&svc, provider)
         .await
         .map_err(|e| ApiError::Internal(e.to_string()))?;
     let authorization = match authorize::validate(&req, provider.pk, config, &scopes) {
         Ok(a) => a,
-        Err(Refusal::Page(e)) => return Ok(error_page(&e, StatusCode::BAD_REQUEST)),
+        Err(Refusal::Page(e)) => {
+            return error_page(state, &parts, e, StatusCode::BAD_REQUEST).await;
+        }
         Err(Refusal::Redirect(r)) => return Ok(respond(&r.response(&iss))),
     };
 
@@ -901,7 +906,9 @@ async fn fulfil(State(state): State<Arc<AppState>>, parts: Parts) -> ApiResult<R
     let taken: Option<Pending> = take_pending(&state, &mut session, PENDING, &id).await?;
     let gone = || {
         error_page(
-            &OAuthError::described(
+            &state,
+            &parts,
+            OAuthError::described(
                 ErrorCode::InvalidRequest,
                 "this authorization request has expired or was already answered; start again from the application",
             ),
@@ -910,7 +917,11 @@ async fn fulfil(State(state): State<Arc<AppState>>, parts: Parts) -> ApiResult<R
     };
     let Some(waiting) = taken else {
         session.save(&state.store).await?;
-        return Ok(crate::session::with_cookies(gone(), &session, &parts));
+        return Ok(crate::session::with_cookies(
+            gone().await?,
+            &session,
+            &parts,
+        ));
     };
     let now = state.clock.now().timestamp();
     let user = match session.user() {
@@ -919,7 +930,11 @@ async fn fulfil(State(state): State<Arc<AppState>>, parts: Parts) -> ApiResult<R
         }
         _ => {
             session.save(&state.store).await?;
-            return Ok(crate::session::with_cookies(gone(), &session, &parts));
+            return Ok(crate::session::with_cookies(
+                gone().await?,
+                &session,
+                &parts,
+            ));
         }
     };
     let a = waiting.authorization;
@@ -930,7 +945,11 @@ async fn fulfil(State(state): State<Arc<AppState>>, parts: Parts) -> ApiResult<R
         .await?
     else {
         session.save(&state.store).await?;
-        return Ok(crate::session::with_cookies(gone(), &session, &parts));
+        return Ok(crate::session::with_cookies(
+            gone().await?,
+            &session,
+            &parts,
+        ));
     };
     let config = OAuth2Config::from_value(&provider.config);
     let iss = issuer(&base_url(&parts), &config, &app);
@@ -1564,10 +1583,13 @@ async fn end_session(
     let mut logout_state = None;
     for (k, v) in form_urlencoded::parse(query.as_bytes()) {
         if v.len() > authorize::MAX_PARAM_LEN {
-            return Ok(error_page(
-                &OAuthError::described(ErrorCode::InvalidRequest, format!("{k} is too long")),
+            return error_page(
+                state,
+                &parts,
+                OAuthError::described(ErrorCode::InvalidRequest, format!("{k} is too long")),
                 StatusCode::BAD_REQUEST,
-            ));
+            )
+            .await;
         }
         match k.as_ref() {
             "post_logout_redirect_uri" => post_logout = Some(v.into_owned()),
@@ -1580,13 +1602,16 @@ async fn end_session(
         Some(uri) => {
             let registered = config.redirect_uris_of(portcullis_oauth::RedirectUriType::Logout);
             if portcullis_oauth::redirect_uri::find_match(&registered, &uri).is_none() {
-                return Ok(error_page(
-                    &OAuthError::described(
+                return error_page(
+                    state,
+                    &parts,
+                    OAuthError::described(
                         ErrorCode::InvalidRequest,
                         "post_logout_redirect_uri is not registered for this client",
                     ),
                     StatusCode::BAD_REQUEST,
-                ));
+                )
+                .await;
             }
             let resp = authorize::AuthorizationResponse {
                 redirect_uri: uri,
@@ -1639,22 +1664,24 @@ async fn device_authorization(
 }
 
 /// A plain page of the device flow: a message and the code form.
-fn device_page(message: &str, status: StatusCode) -> Response {
-    let esc = |s: &str| {
-        s.replace('&', "&amp;")
-            .replace('<', "&lt;")
-            .replace('>', "&gt;")
-            .replace('"', "&quot;")
-    };
-    let html = format!(
-        "<!DOCTYPE html><html><head><meta charset=\"utf-8\"><title>Connect a device</title>\
-         </head><body><main class=\"card\"><h1>Connect a device</h1><p>{}</p>\
-         <form method=\"get\" action=\"/device\"><label for=\"code\">Code shown on the device</label>\
-         <input id=\"code\" name=\"code\" autocomplete=\"off\" autocapitalize=\"characters\" maxlength=\"16\" required>\
-         <button type=\"submit\">Continue</button></form></main></body></html>",
-        esc(message)
-    );
-    crate::ui::page(html, status)
+async fn device_page(
+    state: &AppState,
+    parts: &Parts,
+    message: &str,
+    status: StatusCode,
+) -> ApiResult<Response> {
+    crate::ui::message_page(
+        state,
+        parts,
+        crate::ui::Message {
+            heading: "Connect a device",
+            paragraphs: &[message],
+            device_form: true,
+            ..Default::default()
+        },
+        status,
+    )
+    .await
 }
 
 /// A waiting device approval.
@@ -1674,7 +1701,13 @@ async fn device_user_page(State(state): State<Arc<AppState>>, parts: Parts) -> A
         .map(|(_, v)| v.chars().take(32).collect::<String>());
     let mut session = crate::session::load(&state, &parts).await?;
     let Some(typed) = typed.filter(|t| !t.trim().is_empty()) else {
-        let r = device_page("Enter the code your device shows.", StatusCode::OK);
+        let r = device_page(
+            &state,
+            &parts,
+            "Enter the code your device shows.",
+            StatusCode::OK,
+        )
+        .await?;
         return Ok(crate::session::with_cookies(r, &session, &parts));
     };
     let Some(user) = session.user().cloned() else {
@@ -1698,9 +1731,12 @@ async fn device_user_page(State(state): State<Arc<AppState>>, parts: Parts) -> A
     let svc = services(&state);
     if svc.cache.wrong_device_codes.blocked(user.user.pk) {
         let r = device_page(
+            &state,
+            &parts,
             "Too many wrong codes. Try again in a few minutes.",
             StatusCode::TOO_MANY_REQUESTS,
-        );
+        )
+        .await?;
         return Ok(crate::session::with_cookies(r, &session, &parts));
     }
     let found = portcullis_oauth::device::find_user_code(&svc, &typed)
@@ -1709,9 +1745,12 @@ async fn device_user_page(State(state): State<Arc<AppState>>, parts: Parts) -> A
     let Some((grant, provider)) = found else {
         svc.cache.wrong_device_codes.failed(user.user.pk);
         let r = device_page(
+            &state,
+            &parts,
             "This code is not valid or has expired. Check the device and try again.",
             StatusCode::BAD_REQUEST,
-        );
+        )
+        .await?;
         return Ok(crate::session::with_cookies(r, &session, &parts));
     };
     let Some(app) = state
@@ -1719,7 +1758,13 @@ async fn device_user_page(State(state): State<Arc<AppState>>, parts: Parts) -> A
         .find_application_of_provider(provider.pk)
         .await?
     else {
-        let r = device_page("This code is not valid.", StatusCode::BAD_REQUEST);
+        let r = device_page(
+            &state,
+            &parts,
+            "This code is not valid.",
+            StatusCode::BAD_REQUEST,
+        )
+        .await?;
         return Ok(crate::session::with_cookies(r, &session, &parts));
     };
     let request = crate::flows_executor::flow_request(&state, &parts, String::new()).await?;
@@ -1731,14 +1776,17 @@ async fn device_user_page(State(state): State<Arc<AppState>>, parts: Parts) -> A
         } else {
             access.messages.join(" ")
         };
-        let r = device_page(&message, StatusCode::FORBIDDEN);
+        let r = device_page(&state, &parts, &message, StatusCode::FORBIDDEN).await?;
         return Ok(crate::session::with_cookies(r, &session, &parts));
     }
     let Some(flow) = provider.authorization_flow else {
         let r = device_page(
+            &state,
+            &parts,
             "This application cannot be authorized.",
             StatusCode::BAD_REQUEST,
-        );
+        )
+        .await?;
         return Ok(crate::session::with_cookies(r, &session, &parts));
     };
     let now = state.clock.now().timestamp();
@@ -1782,18 +1830,25 @@ async fn device_fulfil(State(state): State<Arc<AppState>>, parts: Parts) -> ApiR
     };
     session.save(&state.store).await?;
     let r = if ok {
-        crate::ui::page(
-            "<!DOCTYPE html><html><head><meta charset=\"utf-8\"><title>Device connected</title></head>\
-             <body><main class=\"card\"><h1>Your device is connected</h1><p>You can close this window \
-             and return to your device.</p></main></body></html>"
-                .to_owned(),
+        crate::ui::message_page(
+            &state,
+            &parts,
+            crate::ui::Message {
+                heading: "Your device is connected",
+                paragraphs: &["You can close this window and return to your device."],
+                ..Default::default()
+            },
             StatusCode::OK,
         )
+        .await?
     } else {
         device_page(
+            &state,
+            &parts,
             "This code has expired or was already used. Start again on the device.",
             StatusCode::BAD_REQUEST,
         )
+        .await?
     };
     Ok(crate::session::with_cookies(r, &session, &parts))
 }

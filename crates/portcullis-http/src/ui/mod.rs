@@ -34,6 +34,7 @@ static TEMPLATES: LazyLock<Environment<'static>> = LazyLock::new(|| {
         ("base.html", include_str!("../../templates/base.html")),
         ("flow.html", include_str!("../../templates/flow.html")),
         ("user.html", include_str!("../../templates/user.html")),
+        ("message.html", include_str!("../../templates/message.html")),
     ] {
         if let Err(e) = env.add_template(name, src) {
             tracing::error!(template = name, error = %e, "template does not compile");
@@ -183,6 +184,46 @@ fn iframe_logout_csp(c: &Challenge, nonce: &str) -> Option<HeaderValue> {
         origins.join(" ")
     };
     HeaderValue::from_str(&csp(&format!("'nonce-{nonce}'"), &frames)).ok()
+}
+
+/// What a page that only tells the person something shows: a heading, an alert, paragraphs,
+/// an error code, and (for `/device`) the code form.
+#[derive(Debug, Default)]
+pub(crate) struct Message<'a> {
+    pub heading: &'a str,
+    pub alert: Option<&'a str>,
+    pub paragraphs: &'a [&'a str],
+    pub code: Option<&'a str>,
+    pub device_form: bool,
+}
+
+/// [`Message`] as a page, branded for the request's host.
+pub(crate) async fn message_page(
+    state: &AppState,
+    parts: &axum::http::request::Parts,
+    m: Message<'_>,
+    status: StatusCode,
+) -> ApiResult<Response> {
+    let host = parts
+        .headers
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .unwrap_or("");
+    let brand = crate::api::brands::brand_for_host(state, host).await?;
+    let html = render(
+        "message.html",
+        json!({
+            "brand": brand_json(&brand),
+            "background": brand.branding_default_flow_background,
+            "layout": "stacked",
+            "heading": m.heading,
+            "alert": m.alert,
+            "paragraphs": m.paragraphs,
+            "code": m.code,
+            "device_form": m.device_form,
+        }),
+    )?;
+    Ok(page(html, status))
 }
 
 fn render(name: &str, ctx: Value) -> ApiResult<String> {
@@ -556,6 +597,16 @@ mod tests {
             "{html}"
         );
         assert!(!html.contains("<script>alert"));
+        let html = render(
+            "message.html",
+            json!({"brand": brand_json(&brand), "heading": "Connect <a device>",
+                   "alert": "bad <b>", "paragraphs": ["one & two"], "code": "invalid_request",
+                   "device_form": true}),
+        )
+        .unwrap();
+        assert!(html.contains("Connect &lt;a device&gt;") && html.contains("bad &lt;b&gt;"));
+        assert!(html.contains("one &amp; two") && html.contains("<code>invalid_request</code>"));
+        assert!(html.contains("action=\"&#x2f;device\"") || html.contains("action=\"/device\""));
         assert!(
             render(
                 "user.html",
