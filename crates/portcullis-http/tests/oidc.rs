@@ -2016,6 +2016,11 @@ async fn id_token_hint_names_the_user(b: Backend) {
         admin_tokens["access_token"].as_str().unwrap().to_owned(),
         other_tokens["id_token"].as_str().unwrap().to_owned(),
         "garbage".to_owned(),
+        format!(
+            "{}.{}.",
+            base64_url(br#"{"alg":"none","typ":"JWT"}"#),
+            base64_url(b"{}")
+        ),
     ] {
         let r = admin.get(&url(&hint(&bad))).await;
         assert_eq!(
@@ -2023,6 +2028,10 @@ async fn id_token_hint_names_the_user(b: Backend) {
             "invalid_request"
         );
     }
+    // Oversized: refused before anything else, on the error page.
+    let r = admin.get(&url(&hint(&"a".repeat(20_000)))).await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST);
+    assert!(r.location.is_none());
 }
 
 /// prompt=login and prompt=select_account ask for a new login once (then the code comes), also
