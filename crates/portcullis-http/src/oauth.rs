@@ -1034,16 +1034,13 @@ async fn fulfil(State(state): State<Arc<AppState>>, parts: Parts) -> ApiResult<R
                     "scopes": a.scopes.join(" "),
                 }),
             };
-            let actor = portcullis_core::Actor {
-                user: Some(portcullis_core::EventUser {
-                    pk: user.user.pk,
-                    email: user.user.email.clone(),
-                    username: user.user.username.clone(),
-                }),
-                client_ip: None,
-                brand: None,
-            };
-            state.store.record_event(&actor, event).await?;
+            // Who, and from where (the audit log of an authorization names the client IP).
+            let request =
+                crate::flows_executor::flow_request(&state, &parts, String::new()).await?;
+            state
+                .store
+                .record_event(&actor_of(&user, &request), event)
+                .await?;
         }
         Err(e) => {
             session.save(&state.store).await?;

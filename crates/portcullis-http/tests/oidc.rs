@@ -536,6 +536,17 @@ async fn code_flow_with_pkce_refresh_and_userinfo(b: Backend) {
         .await
         .unwrap();
     assert_eq!(events.count, 1);
+    // Each authorization is in the audit log: the user, the application, the client's address.
+    let authorized = s
+        .get_json("/api/v3/events/events/?action=authorize_application")
+        .await;
+    let first = &authorized["results"][0];
+    assert_eq!(first["user"]["username"], "admin", "{authorized}");
+    assert_eq!(first["client_ip"], "127.0.0.1", "{authorized}");
+    assert_eq!(
+        first["context"]["authorized_application"]["name"], "RP",
+        "{authorized}"
+    );
 
     // A fresh authorization: refresh rotates, and a rotated token replayed revokes its family.
     let (challenge, verifier) = PkceCodeChallenge::new_random_sha256();
