@@ -34,18 +34,23 @@ pub fn router() -> Router<Arc<AppState>> {
     )
 }
 
+/// The brand of the host the request came to.
+pub async fn request_brand(state: &AppState, parts: &Parts) -> ApiResult<portcullis_core::Brand> {
+    let host = parts
+        .headers
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .unwrap_or("");
+    crate::api::brands::brand_for_host(state, host).await
+}
+
 /// The request as the flow engine and policies see it. Never includes cookies or credentials.
 pub async fn flow_request(
     state: &AppState,
     parts: &Parts,
     query: String,
 ) -> ApiResult<FlowRequest> {
-    let host = parts
-        .headers
-        .get(header::HOST)
-        .and_then(|h| h.to_str().ok())
-        .unwrap_or("");
-    let brand = crate::api::brands::brand_for_host(state, host).await?;
+    let brand = request_brand(state, parts).await?;
     let headers = parts
         .headers
         .iter()

@@ -204,12 +204,7 @@ pub(crate) async fn message_page(
     m: Message<'_>,
     status: StatusCode,
 ) -> ApiResult<Response> {
-    let host = parts
-        .headers
-        .get(header::HOST)
-        .and_then(|h| h.to_str().ok())
-        .unwrap_or("");
-    let brand = crate::api::brands::brand_for_host(state, host).await?;
+    let brand = crate::flows_executor::request_brand(state, parts).await?;
     let html = render(
         "message.html",
         json!({
