@@ -559,58 +559,44 @@ async fn authorize(state: &AppState, parts: Parts, query: &str) -> ApiResult<Res
             let e = OAuthError::new(ErrorCode::LoginRequired);
             return Ok(respond(&authorization.error(e).response(&iss)));
         }
+        if session.user().is_some() {
+            // A fresh login is required: the current one ends.
+            session.logout(&state.store).await?;
+        }
         // Log in first, then come back (a long request waits in the session: `next` is short).
         let mut next = format!("/application/o/authorize/?{query}");
-        let mut resume = young_entries(session.data(RESUME), now);
         if next.len() > MAX_NEXT {
-            let id = portcullis_crypto::random_string(24);
-            resume.insert(id.clone(), json!({"query": query, "at": now}));
-            keep_newest(&mut resume, MAX_PENDING);
+            let entry = json!({"query": query, "created": now});
+            let id = push_pending(state, &mut session, RESUME, &entry, now).await?;
             next = format!("/application/o/authorize/?resume={id}");
         }
-        let flow_slug = match provider.authentication_flow {
+        let slug = match provider.authentication_flow {
             Some(f) => state.store.find_flow(f).await.ok().map(|f| f.slug),
             None => None,
         };
-        let to = match flow_slug {
-            Some(slug) => format!(
-                "/if/flow/{slug}/?next={}",
-                portcullis_flow::executor::encode(&next)
-            ),
-            None => {
-                let slug =
-                    crate::ui::default_flow(state, &parts.headers, FlowDesignation::Authentication)
-                        .await?
-                        .ok_or(ApiError::NotFound)?;
-                format!(
-                    "/if/flow/{slug}/?next={}",
-                    portcullis_flow::executor::encode(&next)
-                )
-            }
+        let slug = match slug {
+            Some(slug) => slug,
+            None => crate::ui::default_flow(state, &parts.headers, FlowDesignation::Authentication)
+                .await?
+                .ok_or(ApiError::NotFound)?,
         };
+        let mut to = format!(
+            "/if/flow/{slug}/?next={}",
+            portcullis_flow::executor::encode(&next)
+        );
         // OIDC's login_hint: the login page fills it in.
-        let to = match authorization
+        if let Some(hint) = authorization
             .login_hint
             .as_deref()
             .filter(|h| !h.is_empty())
         {
-            Some(hint) => format!(
-                "{to}&login_hint={}",
-                portcullis_flow::executor::encode(hint)
-            ),
-            None => to,
-        };
-        if session.user().is_some() {
-            // A fresh login is required: the current one ends.
-            session.logout(&state.store).await?;
+            to.push_str("&login_hint=");
+            to.push_str(&portcullis_flow::executor::encode(hint));
         }
         marks.insert(request_hash, json!(now));
         keep_newest(&mut marks, MAX_PENDING);
         session
             .set_data(&state.store, REAUTH, Some(Value::Object(marks)))
-            .await?;
-        session
-            .set_data(&state.store, RESUME, Some(Value::Object(resume)))
             .await?;
         session.save(&state.store).await?;
         return Ok(crate::session::with_cookies(
@@ -740,22 +726,8 @@ async fn push_pending(
     now: i64,
 ) -> ApiResult<String> {
     let id = portcullis_crypto::random_string(43);
-    let mut pending: serde_json::Map<String, Value> = session
-        .data(key)
-        .and_then(Value::as_object)
-        .cloned()
-        .unwrap_or_default();
-    pending.retain(|_, v| {
-        v.get("created")
-            .and_then(Value::as_i64)
-            .is_some_and(|c| now - c < PENDING_TTL_SECONDS)
-    });
-    while pending.len() >= MAX_PENDING {
-        let Some(oldest) = pending.keys().next().cloned() else {
-            break;
-        };
-        pending.remove(&oldest);
-    }
+    let mut pending = young_entries(session.data(key), now);
+    keep_newest(&mut pending, MAX_PENDING - 1);
     pending.insert(
         id.clone(),
         serde_json::to_value(value).map_err(|e| ApiError::Internal(e.to_string()))?,
@@ -785,29 +757,25 @@ async fn take_pending<T: serde::de::DeserializeOwned>(
     Ok(taken.and_then(|v| serde_json::from_value(v).ok()))
 }
 
-/// The entries of a session map (`{key: at}` or `{key: {"at": ..}}`) written less than
-/// [`PENDING_TTL_SECONDS`] ago.
+/// When a session map entry was written: the entry itself (a time), or its `created`.
+fn entry_time(v: &Value) -> Option<i64> {
+    v.as_i64()
+        .or_else(|| v.get("created").and_then(Value::as_i64))
+}
+
+/// The entries of a session map written less than [`PENDING_TTL_SECONDS`] ago.
 fn young_entries(map: Option<&Value>, now: i64) -> serde_json::Map<String, Value> {
     let mut map = map.and_then(Value::as_object).cloned().unwrap_or_default();
-    map.retain(|_, v| {
-        v.as_i64()
-            .or_else(|| v.get("at").and_then(Value::as_i64))
-            .is_some_and(|at| now - at <= PENDING_TTL_SECONDS)
-    });
+    map.retain(|_, v| entry_time(v).is_some_and(|t| now - t < PENDING_TTL_SECONDS));
     map
 }
 
 /// Drops the oldest entries of such a map beyond `max`.
 fn keep_newest(map: &mut serde_json::Map<String, Value>, max: usize) {
-    let at = |v: &Value| {
-        v.as_i64()
-            .or_else(|| v.get("at").and_then(Value::as_i64))
-            .unwrap_or(0)
-    };
     while map.len() > max {
         let Some(oldest) = map
             .iter()
-            .min_by_key(|(_, v)| at(v))
+            .min_by_key(|(_, v)| entry_time(v).unwrap_or(0))
             .map(|(k, _)| k.clone())
         else {
             break;
@@ -1159,12 +1127,21 @@ async fn token_endpoint(
             .record_event(&portcullis_core::Actor::system(), event)
             .await?;
     }
+    token_answer(result, creds.basic)
+}
+
+/// The token endpoint's answer: the tokens, or the OAuth error (401 with a challenge when the
+/// client authenticated with Basic).
+fn token_answer(
+    result: Result<issue::TokenResponse, OAuthError>,
+    basic: bool,
+) -> ApiResult<Response> {
     Ok(match result {
         Ok(tokens) => json_response(
             StatusCode::OK,
             &serde_json::to_value(&tokens).map_err(|e| ApiError::Internal(e.to_string()))?,
         ),
-        Err(e) => oauth_error_response(&e, creds.basic),
+        Err(e) => oauth_error_response(&e, basic),
     })
 }
 
@@ -1253,13 +1230,7 @@ async fn federated_grant(
         context,
     )
     .await?;
-    Ok(Some(match tokens {
-        Ok(t) => json_response(
-            StatusCode::OK,
-            &serde_json::to_value(&t).map_err(|e| ApiError::Internal(e.to_string()))?,
-        ),
-        Err(e) => oauth_error_response(&e, creds.basic),
-    }))
+    token_answer(tokens, creds.basic).map(Some)
 }
 
 /// `grant_type=password` (or `client_credentials` with a `username`): a user's app password,

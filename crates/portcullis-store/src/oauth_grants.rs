@@ -14,6 +14,20 @@ use uuid::Uuid;
 use crate::entity::oauth_grant;
 use crate::{Store, StoreError};
 
+/// The grants matching `condition`, read from `conn`.
+async fn grants_where(
+    condition: sea_orm::sea_query::SimpleExpr,
+    conn: &impl sea_orm::ConnectionTrait,
+) -> Result<Vec<OAuthGrant>, StoreError> {
+    oauth_grant::Entity::find()
+        .filter(condition)
+        .all(conn)
+        .await?
+        .into_iter()
+        .map(to_domain)
+        .collect()
+}
+
 fn to_domain(m: oauth_grant::Model) -> Result<OAuthGrant, StoreError> {
     Ok(OAuthGrant {
         id: m.id,
@@ -91,13 +105,7 @@ impl Store {
 
     /// Every grant of a family.
     pub async fn list_oauth_family(&self, family: Uuid) -> Result<Vec<OAuthGrant>, StoreError> {
-        oauth_grant::Entity::find()
-            .filter(oauth_grant::Column::Family.eq(family))
-            .all(&self.write)
-            .await?
-            .into_iter()
-            .map(to_domain)
-            .collect()
+        grants_where(oauth_grant::Column::Family.eq(family), &self.write).await
     }
 
     /// Every grant of a provider (the admin's token lists; tests that nothing was issued).
@@ -105,13 +113,7 @@ impl Store {
         &self,
         provider: i32,
     ) -> Result<Vec<OAuthGrant>, StoreError> {
-        oauth_grant::Entity::find()
-            .filter(oauth_grant::Column::ProviderId.eq(provider))
-            .all(&self.read)
-            .await?
-            .into_iter()
-            .map(to_domain)
-            .collect()
+        grants_where(oauth_grant::Column::ProviderId.eq(provider), &self.read).await
     }
 
     /// Every grant a browser session led to (for its logout).
@@ -119,13 +121,7 @@ impl Store {
         &self,
         session: Uuid,
     ) -> Result<Vec<OAuthGrant>, StoreError> {
-        oauth_grant::Entity::find()
-            .filter(oauth_grant::Column::SessionUuid.eq(session))
-            .all(&self.write)
-            .await?
-            .into_iter()
-            .map(to_domain)
-            .collect()
+        grants_where(oauth_grant::Column::SessionUuid.eq(session), &self.write).await
     }
 
     /// Marks the grant used if it was neither used nor revoked; true when this call did it

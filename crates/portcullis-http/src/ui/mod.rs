@@ -360,12 +360,7 @@ async fn user_page(
             &parts,
         ));
     };
-    let host = parts
-        .headers
-        .get(header::HOST)
-        .and_then(|h| h.to_str().ok())
-        .unwrap_or("");
-    let brand = crate::api::brands::brand_for_host(&state, host).await?;
+    let brand = crate::flows_executor::request_brand(&state, &parts).await?;
     let html = render(
         "user.html",
         json!({
