@@ -598,8 +598,34 @@ impl<'a> Executor<'a> {
         c
     }
 
-    /// Applies a response to the current challenge of flow `slug`.
+    /// Applies a response to the current challenge of flow `slug` and answers with what comes
+    /// next: when the stage accepted it, the next challenge (running the stages that ask
+    /// nothing on the way, as a GET would); otherwise the same challenge with its errors, a
+    /// denial or the final redirect. One round trip where authentik's executor answers `302`
+    /// and the client GETs.
+    pub async fn solve(&mut self, slug: &str, body: &Value) -> Result<Challenge, FlowError> {
+        match self.apply(slug, body).await? {
+            Reply::Advanced => {
+                // Policies see the plan as it is now, not as it was before the response.
+                self.cache = PolicyCache::new();
+                self.get(slug).await
+            }
+            Reply::Challenge(c) => Ok(c),
+        }
+    }
+
+    /// Applies a response to the current challenge of flow `slug`; on [`Reply::Advanced`] the
+    /// caller asks for the next challenge in a new request (a form page redirects to itself).
     pub async fn post(&mut self, slug: &str, body: &Value) -> Result<Reply, FlowError> {
+        let reply = self.apply(slug, body).await?;
+        if let Reply::Advanced = reply {
+            self.session.save(&self.svc.store).await?;
+        }
+        Ok(reply)
+    }
+
+    /// [`Executor::post`] without saving the session when the flow advanced.
+    async fn apply(&mut self, slug: &str, body: &Value) -> Result<Reply, FlowError> {
         let flow = self.load_flow(slug).await?;
         let Value::Object(response) = body else {
             return Err(FlowError::BadRequest(
@@ -612,10 +638,7 @@ impl<'a> Executor<'a> {
         };
         let r = self.respond(&flow, plan, response).await;
         match r {
-            Ok(Reply::Advanced) => {
-                self.session.save(&self.svc.store).await?;
-                Ok(Reply::Advanced)
-            }
+            Ok(Reply::Advanced) => Ok(Reply::Advanced),
             Ok(Reply::Challenge(c)) => Ok(Reply::Challenge(self.finish(&flow, Ok(c)).await?)),
             Err(e) => Ok(Reply::Challenge(self.finish(&flow, Err(e)).await?)),
         }

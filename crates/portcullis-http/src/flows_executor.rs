@@ -1,9 +1,11 @@
 //! The flow executor API: `GET|POST /api/v3/flows/executor/<slug>/?query=<original query>`.
 //!
-//! GET returns the current challenge as JSON. POST takes the response to it: an accepted response
-//! answers `302` back to the same URL (the client then GETs the next challenge, as with
-//! authentik), anything else answers `200` with a challenge (errors, a denial, the final
-//! `xak-flow-redirect`). Malformed bodies are `400` and change nothing.
+//! GET returns the current challenge as JSON. POST takes the response to it and answers `200`
+//! with what comes next: the next challenge when the response was accepted, else the same
+//! challenge with errors, a denial, or the final `xak-flow-redirect`. (authentik answers an
+//! accepted response with `302` back to the executor and its client, following the redirect,
+//! GETs the next challenge: the client sees the same challenge either way, one round trip
+//! sooner here.) Malformed bodies are `400` and change nothing.
 
 use std::sync::Arc;
 
@@ -12,10 +14,10 @@ use axum::Router;
 use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::request::Parts;
-use axum::http::{HeaderValue, StatusCode, header};
+use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use portcullis_flow::{Challenge, Executor, FlowRequest, Reply, SessionState};
+use portcullis_flow::{Challenge, Executor, FlowRequest, SessionState};
 use portcullis_policy::HttpRequestInfo;
 use serde_json::Value;
 
@@ -145,7 +147,7 @@ pub async fn executor_get(
 #[utoipa::path(post, path = "/api/v3/flows/executor/{flow_slug}/", tag = "flows", operation_id = "flows_executor_solve",
     params(("flow_slug" = String, Path), ("query" = String, Query, description = "The query of the page that runs the flow")),
     request_body = FlowChallengeResponseRequest,
-    responses((status = 200, body = ChallengeTypes), (status = 302, description = "Accepted: fetch the next challenge"),
+    responses((status = 200, body = ChallengeTypes),
         (status = 400), (status = 404), (status = 413), (status = 415)))]
 pub async fn executor_post(
     State(state): State<Arc<AppState>>,
@@ -168,22 +170,9 @@ pub async fn executor_post(
         .map_err(|e| ApiError::BadRequest(format!("JSON parse error - {e}")))?;
     let request = flow_request(&state, &parts, original_query(&parts)).await?;
     let mut session = crate::session::load(&state, &parts).await?;
-    let reply = Executor::new(&state.flows, &mut session, &request)
-        .post(&slug, &body)
+    let challenge = Executor::new(&state.flows, &mut session, &request)
+        .solve(&slug, &body)
         .await?;
-    let response = match reply {
-        Reply::Advanced => {
-            let location = match parts.uri.query() {
-                Some(q) => format!("{}?{q}", parts.uri.path()),
-                None => parts.uri.path().to_owned(),
-            };
-            let mut r = StatusCode::FOUND.into_response();
-            if let Ok(v) = HeaderValue::from_str(&location) {
-                r.headers_mut().insert(header::LOCATION, v);
-            }
-            r
-        }
-        Reply::Challenge(c) => Json::<Challenge>(c).into_response(),
-    };
+    let response = Json::<Challenge>(challenge).into_response();
     Ok(with_cookie(response, &session, &parts))
 }

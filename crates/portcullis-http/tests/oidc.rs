@@ -141,9 +141,7 @@ impl Browser {
             let body = answer(c).unwrap_or_else(|| panic!("unexpected challenge {c}"));
             let rb = self.http.post(self.absolute(&url)).json(&body);
             r = self.send(rb).await;
-            if r.status == StatusCode::FOUND {
-                r = self.get(&url).await;
-            }
+            assert_eq!(r.status, StatusCode::OK, "{:?}", r.body);
         }
         panic!("the flow did not finish: {:?}", r.body);
     }
