@@ -106,18 +106,25 @@ impl Config {
                 Some("yaml" | "yml")
             );
             if is_yaml {
-                let value: serde_json::Value = serde_norway::from_str(&text)
+                // Read into figment's own value type: a serde_json value would carry numbers
+                // as maps (a dependency turns on serde_json's `arbitrary_precision`).
+                let value: Option<figment::value::Value> = serde_norway::from_str(&text)
                     .with_context(|| format!("invalid YAML in {}", path.display()))?;
-                if !value.is_object() && !value.is_null() {
-                    bail!("config file {} must hold a mapping of keys", path.display());
+                match value {
+                    None => {}
+                    Some(v @ figment::value::Value::Dict(..)) => {
+                        fig = fig.merge(Serialized::globals(v));
+                    }
+                    Some(_) => {
+                        bail!("config file {} must hold a mapping of keys", path.display())
+                    }
                 }
-                fig = fig.merge(Serialized::globals(value));
             } else {
                 fig = fig.merge(Toml::string(&text));
             }
         }
         let mut warnings = Vec::new();
-        let mut from_env = serde_json::Map::new();
+        let mut from_env = figment::value::Dict::new();
         for (name, value) in env {
             let Some(rest) = name.strip_prefix("PORTCULLIS_") else {
                 continue;
@@ -128,17 +135,14 @@ impl Config {
                     .with_context(|| format!("cannot read {name}={value}"))?;
                 from_env.insert(
                     key.to_owned(),
-                    content.trim_end_matches(['\n', '\r']).into(),
+                    content.trim_end_matches(['\n', '\r']).to_owned().into(),
                 );
             } else if KEYS.contains(&lower.as_str()) {
                 let v = match lower.as_str() {
-                    "database_max_connections" | "password_hash_concurrency" => {
-                        serde_json::Value::from(
-                            value
-                                .parse::<u64>()
-                                .with_context(|| format!("{name} must be a number"))?,
-                        )
-                    }
+                    "database_max_connections" | "password_hash_concurrency" => value
+                        .parse::<u64>()
+                        .with_context(|| format!("{name} must be a number"))?
+                        .into(),
                     _ => value.clone().into(),
                 };
                 from_env.entry(lower).or_insert(v);
@@ -146,7 +150,7 @@ impl Config {
                 warnings.push(format!("unknown environment variable {name} ignored"));
             }
         }
-        fig = fig.merge(Serialized::globals(serde_json::Value::Object(from_env)));
+        fig = fig.merge(Serialized::globals(from_env));
         let config: Config = fig
             .extract()
             .map_err(|e| anyhow::anyhow!("invalid configuration: {e}"))?;
@@ -201,6 +205,50 @@ mod tests {
         assert_eq!(c.log_level, "warn", "env overrides file");
         assert_eq!(c.secret_key.unwrap().expose_secret(), "s3cret");
         assert_eq!(w.len(), 1);
+    }
+
+    #[test]
+    fn numbers_from_the_environment_and_yaml() {
+        let (c, w) = Config::load(
+            None,
+            &env(&[
+                ("PORTCULLIS_DATABASE_MAX_CONNECTIONS", "3"),
+                ("PORTCULLIS_PASSWORD_HASH_CONCURRENCY", "1"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(c.database_max_connections, 3);
+        assert_eq!(c.password_hash_concurrency, 1);
+        assert!(w.is_empty());
+        let err = Config::load(
+            None,
+            &env(&[("PORTCULLIS_DATABASE_MAX_CONNECTIONS", "many")]),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("must be a number"), "{err}");
+
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("c.yaml");
+        std::fs::write(
+            &file,
+            "database_max_connections: 5\nlisten_http: 127.0.0.1:2\n",
+        )
+        .unwrap();
+        let (c, _) = Config::load(Some(&file), &[]).unwrap();
+        assert_eq!(c.database_max_connections, 5);
+        assert_eq!(c.listen_http, "127.0.0.1:2");
+        std::fs::write(&file, "").unwrap();
+        assert_eq!(
+            Config::load(Some(&file), &[])
+                .unwrap()
+                .0
+                .database_max_connections,
+            16
+        );
+        std::fs::write(&file, "- a\n- b\n").unwrap();
+        let err = Config::load(Some(&file), &[]).unwrap_err().to_string();
+        assert!(err.contains("mapping"), "{err}");
     }
 
     #[test]
