@@ -224,8 +224,32 @@ pub(crate) async fn message_page(
 fn render(name: &str, ctx: Value) -> ApiResult<String> {
     TEMPLATES
         .get_template(name)
-        .and_then(|t| t.render(ctx))
+        .and_then(|t| t.render(template_value(&ctx)))
         .map_err(|e| ApiError::Internal(format!("template {name}: {e}")))
+}
+
+/// JSON to a template value, value by value. Not through serde: with serde_json's
+/// `arbitrary_precision` (a dependency turns it on) a number serializes as a private map, and
+/// a page would show `{"$serde_json::private::Number": "5"}` where it means 5.
+fn template_value(v: &Value) -> minijinja::Value {
+    match v {
+        Value::Null => minijinja::Value::from(()),
+        Value::Bool(b) => minijinja::Value::from(*b),
+        Value::Number(n) => {
+            if let Some(i) = n.as_i64() {
+                minijinja::Value::from(i)
+            } else if let Some(u) = n.as_u64() {
+                minijinja::Value::from(u)
+            } else {
+                minijinja::Value::from(n.as_f64().unwrap_or(f64::NAN))
+            }
+        }
+        Value::String(s) => minijinja::Value::from(s.as_str()),
+        Value::Array(a) => a.iter().map(template_value).collect(),
+        Value::Object(o) => {
+            minijinja::Value::from_iter(o.iter().map(|(k, v)| (k.as_str(), template_value(v))))
+        }
+    }
 }
 
 fn redirect(to: &str) -> Response {
@@ -520,6 +544,20 @@ async fn flow_post(
 #[allow(clippy::panic, clippy::unwrap_used)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn json_reaches_templates_as_values() {
+        let env = minijinja::Environment::new();
+        let ctx = json!({"n": 5, "u": u64::MAX, "f": 1.5, "s": "<b>", "b": true, "z": null,
+                         "a": [1, "x"], "o": {"k": 2}});
+        let out = env
+            .render_str(
+                "{{ n + 1 }}|{{ u }}|{{ f }}|{{ s }}|{{ b }}|{{ z is none }}|{{ a[0] }}{{ a[1] }}|{{ o.k }}",
+                template_value(&ctx),
+            )
+            .unwrap();
+        assert_eq!(out, format!("6|{}|1.5|<b>|True|True|1x|2", u64::MAX));
+    }
 
     /// Every template compiles and every component renders with its fields escaped.
     #[test]
