@@ -10,7 +10,8 @@
 //!                                   └─> Next ─> advance, loop      (stages that ask nothing)
 //!          no stage left ─> xak-flow-redirect to the plan's redirect / ?next= / "/"
 //!  POST ─> current challenge's component must match ─> StageView::respond
-//!            Next ─> advance, store ─> Advanced (the client GETs the next challenge)
+//!            Next ─> advance, store ─> Advanced: the JSON API goes on as a GET in the same
+//!                                      request; a form page redirects to itself
 //!            Invalid ─> same challenge with response_errors (retry, or restart the plan)
 //!            Deny / Redirect ─> plan dropped ─> access denied / xak-flow-redirect
 //! ```
@@ -84,7 +85,8 @@ pub struct FlowRequest {
 pub enum Reply {
     /// Show this challenge (errors, a denial, the final redirect).
     Challenge(Challenge),
-    /// The stage accepted the response: fetch the next challenge.
+    /// The stage accepted the response: the next challenge comes from a GET
+    /// ([`Executor::solve`] runs it at once).
     Advanced,
 }
 
@@ -600,15 +602,27 @@ impl<'a> Executor<'a> {
 
     /// Applies a response to the current challenge of flow `slug` and answers with what comes
     /// next: when the stage accepted it, the next challenge (running the stages that ask
-    /// nothing on the way, as a GET would); otherwise the same challenge with its errors, a
-    /// denial or the final redirect. One round trip where authentik's executor answers `302`
-    /// and the client GETs.
-    pub async fn solve(&mut self, slug: &str, body: &Value) -> Result<Challenge, FlowError> {
+    /// nothing on the way) exactly as a GET described by `then` would; otherwise the same
+    /// challenge with its errors, a denial or the final redirect. One round trip where
+    /// authentik's executor answers `302` and the client GETs.
+    pub async fn solve(
+        &mut self,
+        slug: &str,
+        body: &Value,
+        then: &'a FlowRequest,
+    ) -> Result<Challenge, FlowError> {
         match self.apply(slug, body).await? {
             Reply::Advanced => {
-                // Policies see the plan as it is now, not as it was before the response.
+                // What follows runs as that GET: its request, and policies that see the plan
+                // as it is now, not as it was before the response.
+                self.request = then;
                 self.cache = PolicyCache::new();
-                self.get(slug).await
+                let next = self.get(slug).await;
+                if next.is_err() {
+                    // The accepted step (a login, say) is kept even if the next one failed.
+                    self.session.save(&self.svc.store).await?;
+                }
+                next
             }
             Reply::Challenge(c) => Ok(c),
         }

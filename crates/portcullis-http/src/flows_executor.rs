@@ -4,8 +4,8 @@
 //! with what comes next: the next challenge when the response was accepted, else the same
 //! challenge with errors, a denial, or the final `xak-flow-redirect`. (authentik answers an
 //! accepted response with `302` back to the executor and its client, following the redirect,
-//! GETs the next challenge: the client sees the same challenge either way, one round trip
-//! sooner here.) Malformed bodies are `400` and change nothing.
+//! GETs the next challenge: here the rest of the request runs as that GET would, so the client
+//! sees the same challenge, one round trip sooner.) Malformed bodies are `400` and change nothing.
 
 use std::sync::Arc;
 
@@ -170,8 +170,14 @@ pub async fn executor_post(
         .map_err(|e| ApiError::BadRequest(format!("JSON parse error - {e}")))?;
     let request = flow_request(&state, &parts, original_query(&parts)).await?;
     let mut session = crate::session::load(&state, &parts).await?;
+    // What comes after an accepted response runs as authentik's client's follow-up GET.
+    let mut then = request.clone();
+    then.http.method = "GET".to_owned();
+    then.http
+        .headers
+        .retain(|(name, _)| name != "content-type" && name != "content-length");
     let challenge = Executor::new(&state.flows, &mut session, &request)
-        .solve(&slug, &body)
+        .solve(&slug, &body, &then)
         .await?;
     let response = Json::<Challenge>(challenge).into_response();
     Ok(with_cookie(response, &session, &parts))

@@ -685,6 +685,40 @@ async fn policies_bound_to_flows_and_stage_bindings_change_the_outcome(b: Backen
     assert_eq!(me.status, StatusCode::OK);
 }
 
+/// After an accepted POST the next stages run as the GET authentik's client would send after
+/// the 302: a policy on them sees method GET and the plan as the response left it.
+async fn the_stages_after_an_accepted_response_run_as_a_get(b: Backend) {
+    let app = TestApp::spawn(b).await;
+    let flow = login_flow(&app).await;
+    let bindings = app.state.store.flow_plan_bindings(flow.uuid).await.unwrap();
+    let binding_of = |kind: &str| {
+        bindings
+            .iter()
+            .find(|(_, s)| s.kind == kind)
+            .unwrap()
+            .0
+            .pbm_uuid
+    };
+    let as_get = expression(
+        &app,
+        "as-get",
+        "return request.http_request.method == \"GET\" and \"content-type\" not in request.http_request.headers and request.context.get(\"pending_user_identifier\") == \"admin\"",
+    )
+    .await;
+    // On the password stage (reached from the identification POST) and on the login stage
+    // (reached from the password POST): were either skipped, nobody would be logged in.
+    for kind in ["passwordstage", "userloginstage"] {
+        bind(&app, binding_of(kind), Some(as_get.uuid), None, false).await;
+    }
+    let mut br = Browser::new(&app);
+    let r = log_in(&mut br, "admin", PASSWORD).await;
+    assert_eq!(component(&r), "xak-flow-redirect", "{:?}", r.body);
+    let me = br
+        .api(reqwest::Method::GET, "/api/v3/core/users/me/", false)
+        .await;
+    assert_eq!(me.status, StatusCode::OK, "{:?}", me.body);
+}
+
 /// An expression that runs out of budget ends as a policy_exception event and counts as the
 /// binding's failure_result, quickly.
 async fn an_expression_over_budget_fails_with_the_binding_failure_result(b: Backend) {
@@ -1219,4 +1253,5 @@ both_backends!(
     malformed_responses_never_advance_the_flow,
     policies_bound_to_flows_and_stage_bindings_change_the_outcome,
     an_expression_over_budget_fails_with_the_binding_failure_result,
+    the_stages_after_an_accepted_response_run_as_a_get,
 );
