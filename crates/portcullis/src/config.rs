@@ -133,18 +133,10 @@ impl Config {
             if let Some(key) = lower.strip_suffix("_file").filter(|k| KEYS.contains(k)) {
                 let content = std::fs::read_to_string(value)
                     .with_context(|| format!("cannot read {name}={value}"))?;
-                from_env.insert(
-                    key.to_owned(),
-                    content.trim_end_matches(['\n', '\r']).to_owned().into(),
-                );
+                let v = env_value(key, name, content.trim_end_matches(['\n', '\r']))?;
+                from_env.insert(key.to_owned(), v);
             } else if KEYS.contains(&lower.as_str()) {
-                let v = match lower.as_str() {
-                    "database_max_connections" | "password_hash_concurrency" => value
-                        .parse::<u64>()
-                        .with_context(|| format!("{name} must be a number"))?
-                        .into(),
-                    _ => value.clone().into(),
-                };
+                let v = env_value(&lower, name, value)?;
                 from_env.entry(lower).or_insert(v);
             } else if !lower.starts_with("test_") && lower != "artifacts_dir" && lower != "pg_dir" {
                 warnings.push(format!("unknown environment variable {name} ignored"));
@@ -162,6 +154,17 @@ impl Config {
             .clone()
             .unwrap_or_else(|| format!("sqlite://{}/portcullis.db", self.data_dir.display()))
     }
+}
+
+/// The value of setting `key` given as `text` by variable `name` (numbers parsed).
+fn env_value(key: &str, name: &str, text: &str) -> anyhow::Result<figment::value::Value> {
+    Ok(match key {
+        "database_max_connections" | "password_hash_concurrency" => text
+            .parse::<u64>()
+            .with_context(|| format!("{name} must be a number"))?
+            .into(),
+        _ => text.to_owned().into(),
+    })
 }
 
 #[cfg(test)]
@@ -229,6 +232,18 @@ mod tests {
         assert!(err.contains("must be a number"), "{err}");
 
         let dir = tempfile::tempdir().unwrap();
+        let number = dir.path().join("n");
+        std::fs::write(&number, "7\n").unwrap();
+        let (c, _) = Config::load(
+            None,
+            &env(&[(
+                "PORTCULLIS_DATABASE_MAX_CONNECTIONS_FILE",
+                number.to_str().unwrap(),
+            )]),
+        )
+        .unwrap();
+        assert_eq!(c.database_max_connections, 7);
+
         let file = dir.path().join("c.yaml");
         std::fs::write(
             &file,
