@@ -9,7 +9,10 @@
 //! A job whose caller has gone (the request was dropped) is skipped when its turn comes.
 //! Cloning is cheap; clones share the threads, which end when the last clone is dropped.
 
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::RecvTimeoutError;
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 type Job = Box<dyn FnOnce() + Send>;
 
@@ -35,26 +38,52 @@ impl WorkerPool {
     /// A pool of `threads` threads (at least one, at most 1024) named `<name>-N`.
     #[must_use]
     pub fn new(name: &str, threads: usize) -> Self {
+        Self::start(name, threads, None)
+    }
+
+    /// As [`WorkerPool::new`], and `on_idle` runs on a pool thread once the pool has gone
+    /// `idle` without a job after running some: for memory the jobs keep warm under load that
+    /// should not outlive it (the argon2 working memory).
+    #[must_use]
+    pub fn with_idle(name: &str, threads: usize, idle: Duration, on_idle: fn()) -> Self {
+        Self::start(name, threads, Some((idle, on_idle)))
+    }
+
+    fn start(name: &str, threads: usize, idle: Option<(Duration, fn())>) -> Self {
         let wanted = threads.clamp(1, 1024);
+        // Whether a job ran since `on_idle` last ran.
+        let used = Arc::new(AtomicBool::new(false));
         let (jobs, queue) = std::sync::mpsc::channel::<Job>();
         let queue = Arc::new(Mutex::new(queue));
         let mut started = 0;
         for i in 0..wanted {
             let queue = Arc::clone(&queue);
+            let used = Arc::clone(&used);
             let spawned = std::thread::Builder::new()
                 .name(format!("{name}-{i}"))
                 .spawn(move || {
                     loop {
                         // One thread waits in `recv` holding the lock, the others for the lock;
-                        // the job runs after the lock is released.
-                        let job = match queue.lock() {
-                            Ok(q) => q.recv(),
-                            Err(_) => return,
+                        // the job (or `on_idle`) runs after the lock is released.
+                        let next = match (queue.lock(), idle) {
+                            (Ok(q), None) => q.recv().map_err(|_| RecvTimeoutError::Disconnected),
+                            (Ok(q), Some((after, _))) => q.recv_timeout(after),
+                            (Err(_), _) => return,
                         };
-                        match job {
-                            Ok(job) => job(),
+                        match next {
+                            Ok(job) => {
+                                job();
+                                used.store(true, Ordering::Relaxed);
+                            }
+                            Err(RecvTimeoutError::Timeout) => {
+                                if let Some((_, on_idle)) = idle
+                                    && used.swap(false, Ordering::Relaxed)
+                                {
+                                    on_idle();
+                                }
+                            }
                             // Every clone of the pool is gone.
-                            Err(_) => return,
+                            Err(RecvTimeoutError::Disconnected) => return,
                         }
                     }
                 });
@@ -134,6 +163,29 @@ mod tests {
         // Both threads still work after the panic.
         let results = futures_join(&pool).await;
         assert_eq!(results, vec![0, 1, 4, 9]);
+    }
+
+    static IDLE_CALLS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+    fn count_idle() {
+        IDLE_CALLS.fetch_add(1, Ordering::SeqCst);
+    }
+
+    #[tokio::test]
+    async fn on_idle_runs_once_after_each_busy_spell() {
+        let pool = WorkerPool::with_idle("idle-pool", 2, Duration::from_millis(50), count_idle);
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        assert_eq!(IDLE_CALLS.load(Ordering::SeqCst), 0, "nothing ran yet");
+        assert_eq!(futures_join(&pool).await, vec![0, 1, 4, 9]);
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        assert_eq!(
+            IDLE_CALLS.load(Ordering::SeqCst),
+            1,
+            "once, not once per timeout"
+        );
+        pool.run(|| ()).await.unwrap();
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        assert_eq!(IDLE_CALLS.load(Ordering::SeqCst), 2);
     }
 
     async fn futures_join(pool: &WorkerPool) -> Vec<u32> {

@@ -131,6 +131,23 @@ static BLOCK_POOL: Mutex<Vec<Vec<Block>>> = Mutex::new(Vec::new());
 /// Most buffers kept for reuse (a hasher runs at most one hash per CPU at once).
 const MAX_POOLED: usize = 16;
 
+/// How long the hashing threads stay idle before the pooled buffers go back to the system.
+pub const HASH_MEMORY_IDLE: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// Blocks reserved per buffer: more than glibc's largest mmap threshold (32 MiB), so each
+/// buffer is its own mapping and dropping it returns the memory to the system (a 19 MiB
+/// allocation could otherwise land in an arena that keeps it). Only the blocks a hash uses
+/// (19 MiB) are ever touched, so only they count in RSS.
+const RESERVED_BLOCKS: usize = 34 * 1024;
+
+/// Drops the pooled buffers: [`PasswordHasher`] calls it when its threads have been idle for
+/// [`HASH_MEMORY_IDLE`], so an idle server does not keep 19 MiB per past concurrent hash.
+fn release_pooled_blocks() {
+    if let Ok(mut pool) = BLOCK_POOL.lock() {
+        pool.clear();
+    }
+}
+
 fn with_blocks<T>(count: usize, f: impl FnOnce(&mut [Block]) -> T) -> T {
     let standard = count <= ARGON2_M_COST as usize;
     let mut buf = if standard {
@@ -138,7 +155,7 @@ fn with_blocks<T>(count: usize, f: impl FnOnce(&mut [Block]) -> T) -> T {
             .lock()
             .ok()
             .and_then(|mut p| p.pop())
-            .unwrap_or_default()
+            .unwrap_or_else(|| Vec::with_capacity(RESERVED_BLOCKS))
     } else {
         Vec::new()
     };
@@ -503,7 +520,12 @@ impl PasswordHasher {
     /// A pool running at most `max_concurrent` hashes at once (at least one).
     #[must_use]
     pub fn new(max_concurrent: usize) -> Self {
-        let pool = WorkerPool::new("portcullis-hash", max_concurrent);
+        let pool = WorkerPool::with_idle(
+            "portcullis-hash",
+            max_concurrent,
+            HASH_MEMORY_IDLE,
+            release_pooled_blocks,
+        );
         if pool.concurrency() < max_concurrent.clamp(1, 1024) {
             tracing::error!(
                 started = pool.concurrency(),
