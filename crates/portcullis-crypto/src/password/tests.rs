@@ -474,3 +474,15 @@ async fn pool_spends_time_on_unusable_passwords() {
         Verification::INVALID
     );
 }
+
+/// Under load the hashing threads reuse their argon2 buffers; once idle they give them back.
+#[tokio::test]
+async fn idle_hashers_give_their_memory_back() {
+    let hasher = PasswordHasher::new(2);
+    let stored = hasher.hash("pw".into()).await.unwrap();
+    assert!(hasher.verify(stored, "pw".into()).await.valid);
+    let pooled = || BLOCK_POOL.lock().map(|p| p.len()).unwrap_or(0);
+    assert!(pooled() >= 1, "kept for the next hash while busy");
+    tokio::time::sleep(HASH_MEMORY_IDLE * 2).await;
+    assert_eq!(pooled(), 0, "given back after {HASH_MEMORY_IDLE:?} idle");
+}
