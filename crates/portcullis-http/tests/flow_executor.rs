@@ -116,6 +116,12 @@ impl Browser {
         r
     }
 
+    /// `GET /api/v3/core/users/me/` with the browser's session.
+    async fn me(&mut self) -> Resp {
+        self.api(reqwest::Method::GET, "/api/v3/core/users/me/", false)
+            .await
+    }
+
     async fn api(&mut self, method: reqwest::Method, path: &str, csrf: bool) -> Resp {
         let mut rb = self
             .http
@@ -260,9 +266,7 @@ async fn admin_logs_in_and_the_session_authenticates_the_api(b: Backend) {
         r.body["response_errors"]["password"][0]["string"],
         "Invalid password"
     );
-    let me = br
-        .api(reqwest::Method::GET, "/api/v3/core/users/me/", false)
-        .await;
+    let me = br.me().await;
     assert_eq!(me.status, StatusCode::UNAUTHORIZED);
 
     // Right password: the flow ends with a redirect, and the session key changed.
@@ -277,9 +281,7 @@ async fn admin_logs_in_and_the_session_authenticates_the_api(b: Backend) {
     let key = br.cookies.get("authentik_session").cloned().unwrap();
     assert_ne!(key, anonymous_key, "the session key must change at login");
 
-    let me = br
-        .api(reqwest::Method::GET, "/api/v3/core/users/me/", false)
-        .await;
+    let me = br.me().await;
     assert_eq!(me.status, StatusCode::OK, "{:?}", me.body);
     assert_eq!(me.body["user"]["username"], "admin");
 
@@ -385,22 +387,16 @@ async fn logout_ends_the_session(b: Backend) {
     let r = log_in(&mut br, "admin", PASSWORD).await;
     assert_eq!(component(&r), "xak-flow-redirect");
     let old = br.cookies.get("authentik_session").cloned().unwrap();
-    let me = br
-        .api(reqwest::Method::GET, "/api/v3/core/users/me/", false)
-        .await;
+    let me = br.me().await;
     assert_eq!(me.status, StatusCode::OK);
     let r = br.get("default-invalidation-flow").await;
     assert_eq!(component(&r), "xak-flow-redirect", "{:?}", r.body);
-    let me = br
-        .api(reqwest::Method::GET, "/api/v3/core/users/me/", false)
-        .await;
+    let me = br.me().await;
     assert_eq!(me.status, StatusCode::UNAUTHORIZED);
     // The old cookie is dead too (the row is gone, not just the cookie).
     br.cookies.clear();
     br.cookies.insert("authentik_session".into(), old);
-    let me = br
-        .api(reqwest::Method::GET, "/api/v3/core/users/me/", false)
-        .await;
+    let me = br.me().await;
     assert_eq!(me.status, StatusCode::UNAUTHORIZED);
     let events = events(&app).await;
     assert!(events.iter().any(|e| e["action"] == "logout"));
@@ -609,6 +605,16 @@ async fn bind(
         .unwrap();
 }
 
+/// The binding of `flow`'s stage of type `kind`.
+async fn stage_binding(app: &TestApp, flow: &Flow, kind: &str) -> FlowStageBinding {
+    let bindings = app.state.store.flow_plan_bindings(flow.uuid).await.unwrap();
+    bindings
+        .into_iter()
+        .find(|(_, s)| s.kind == kind)
+        .unwrap()
+        .0
+}
+
 async fn policies_bound_to_flows_and_stage_bindings_change_the_outcome(b: Backend) {
     let app = TestApp::spawn(b).await;
     let flow = login_flow(&app).await;
@@ -632,13 +638,7 @@ async fn policies_bound_to_flows_and_stage_bindings_change_the_outcome(b: Backen
 
     // Bound to the login stage's binding: the stage is skipped for this user, so the flow ends
     // without logging in.
-    let bindings = app.state.store.flow_plan_bindings(flow.uuid).await.unwrap();
-    let login_binding = bindings
-        .iter()
-        .find(|(_, s)| s.kind == "userloginstage")
-        .unwrap()
-        .0
-        .clone();
+    let login_binding = stage_binding(&app, &flow, "userloginstage").await;
     let not_admin = expression(
         &app,
         "not-admin",
@@ -656,9 +656,7 @@ async fn policies_bound_to_flows_and_stage_bindings_change_the_outcome(b: Backen
     let mut br = Browser::new(&app);
     let r = log_in(&mut br, "admin", PASSWORD).await;
     assert_eq!(component(&r), "xak-flow-redirect", "{:?}", r.body);
-    let me = br
-        .api(reqwest::Method::GET, "/api/v3/core/users/me/", false)
-        .await;
+    let me = br.me().await;
     assert_eq!(
         me.status,
         StatusCode::UNAUTHORIZED,
@@ -679,9 +677,7 @@ async fn policies_bound_to_flows_and_stage_bindings_change_the_outcome(b: Backen
         .unwrap();
     let mut br = Browser::new(&app);
     log_in(&mut br, "alice", PASSWORD).await;
-    let me = br
-        .api(reqwest::Method::GET, "/api/v3/core/users/me/", false)
-        .await;
+    let me = br.me().await;
     assert_eq!(me.status, StatusCode::OK);
 }
 
@@ -690,15 +686,6 @@ async fn policies_bound_to_flows_and_stage_bindings_change_the_outcome(b: Backen
 async fn the_stages_after_an_accepted_response_run_as_a_get(b: Backend) {
     let app = TestApp::spawn(b).await;
     let flow = login_flow(&app).await;
-    let bindings = app.state.store.flow_plan_bindings(flow.uuid).await.unwrap();
-    let binding_of = |kind: &str| {
-        bindings
-            .iter()
-            .find(|(_, s)| s.kind == kind)
-            .unwrap()
-            .0
-            .pbm_uuid
-    };
     let as_get = expression(
         &app,
         "as-get",
@@ -708,14 +695,13 @@ async fn the_stages_after_an_accepted_response_run_as_a_get(b: Backend) {
     // On the password stage (reached from the identification POST) and on the login stage
     // (reached from the password POST): were either skipped, nobody would be logged in.
     for kind in ["passwordstage", "userloginstage"] {
-        bind(&app, binding_of(kind), Some(as_get.uuid), None, false).await;
+        let binding = stage_binding(&app, &flow, kind).await;
+        bind(&app, binding.pbm_uuid, Some(as_get.uuid), None, false).await;
     }
     let mut br = Browser::new(&app);
     let r = log_in(&mut br, "admin", PASSWORD).await;
     assert_eq!(component(&r), "xak-flow-redirect", "{:?}", r.body);
-    let me = br
-        .api(reqwest::Method::GET, "/api/v3/core/users/me/", false)
-        .await;
+    let me = br.me().await;
     assert_eq!(me.status, StatusCode::OK, "{:?}", me.body);
 }
 
@@ -904,9 +890,7 @@ async fn initial_setup_sets_the_admin_password_once(b: Backend) {
         )
         .await;
     assert_eq!(component(&r), "xak-flow-redirect", "{:?}", r.body);
-    let me = br
-        .api(reqwest::Method::GET, "/api/v3/core/users/me/", false)
-        .await;
+    let me = br.me().await;
     assert_eq!(me.status, StatusCode::OK, "{:?}", me.body);
     assert_eq!(me.body["user"]["username"], "admin");
     assert_eq!(me.body["user"]["email"], "root@example.com");
@@ -943,9 +927,7 @@ async fn initial_setup_cannot_be_raced(b: Backend) {
                             "password": "another password 123", "password_repeat": "another password 123"}))
         .await;
     assert_eq!(component(&r), "ak-stage-access-denied", "{:?}", r.body);
-    let me = second
-        .api(reqwest::Method::GET, "/api/v3/core/users/me/", false)
-        .await;
+    let me = second.me().await;
     assert_eq!(me.status, StatusCode::UNAUTHORIZED);
     let admin = app.state.store.find_user(app.admin_pk).await.unwrap();
     assert_eq!(admin.user.email, "first@example.com");
