@@ -1,35 +1,28 @@
 #!/usr/bin/env python3
 """Login benchmark for bench/login (standard library only).
 
-  login.py --bin B --argon2-rate R --workdir W --pidfile P [--clients 64] [--duration 15]
-           [--warmup 2] [--users 128] [--raw-threads N] [--raw-seconds 5]
+  login.py --bin B --argon2-rate R --loader L --workdir W --pidfile P [--clients 64]
+           [--duration 15] [--warmup 2] [--users 128] [--raw-threads N] [--raw-seconds 5]
 
 Starts `portcullis serve` on loopback with a new data dir, creates --users users with
 passwords, makes sure `default-authentication-flow` exists (applies the shipped blueprint
 with `portcullis blueprint apply` if the server didn't create it), then runs --clients
 concurrent password logins through the JSON flow executor for --duration seconds (after
---warmup seconds that are not counted). The raw argon2id rate is measured with the
-argon2_rate example (--argon2-rate, a binary) before the server starts and after it stops.
-Prints a table on stdout.
+--warmup seconds that are not counted) with the login_load client (--loader, a Rust binary
+from crates/portcullis-loadgen: one thread, one keep-alive connection and cookie jar per
+client; what one login is and how it is checked is described there). The raw argon2id rate
+is measured with the argon2_rate example (--argon2-rate, a binary) before the server starts
+and after it stops. Prints a table on stdout.
 
-One login = 3 requests on one keep-alive connection with its own cookie jar:
-  GET  executor                   -> ak-stage-identification
-  POST uid_field                  -> ak-stage-password (the next challenge, in the answer)
-  POST password                   -> xak-flow-redirect (and the logged-in session cookie)
-A server that answers an accepted POST with 302 (authentik's way, Portcullis before 2026-11-30)
-gets the GET it asks for, counted in the POST's step.
-A sample of logins (each client's first, then every 20th) is checked with
-GET /api/v3/core/users/me/ -> 200; those checks are not part of the login latency.
-
-The client is one asyncio thread with a minimal HTTP/1.1 client, to keep its CPU small:
-it shares the machine's cores with the server, and its CPU time is printed.
+The client shares the machine's cores with the server: its CPU time is printed. Until
+2026-11-30 the client was an asyncio loop in this script, at ~1 ms of CPU per login (about
+4 % of the machine at the target rate); login_load needs a fraction of that.
 """
 
 import argparse
 import asyncio
 import json
 import os
-import random
 import signal
 import statistics
 import subprocess
@@ -51,92 +44,6 @@ def log(msg):
     print(f"bench: {msg}", file=sys.stderr, flush=True)
 
 
-# ------------------------------------------------------------------ minimal HTTP/1.1 client
-
-class Conn:
-    """One keep-alive connection with a cookie jar."""
-
-    def __init__(self, port):
-        self.port = port
-        self.reader = self.writer = None
-        self.cookies = {}
-
-    async def close(self):
-        if self.writer is not None:
-            self.writer.close()
-            try:
-                await self.writer.wait_closed()
-            except OSError:
-                pass
-        self.reader = self.writer = None
-
-    async def request(self, method, path, body=None, headers=None):
-        for attempt in (0, 1):
-            if self.writer is None:
-                self.reader, self.writer = await asyncio.open_connection("127.0.0.1", self.port)
-            lines = [f"{method} {path} HTTP/1.1", f"Host: 127.0.0.1:{self.port}",
-                     "Accept: application/json"]
-            if self.cookies:
-                lines.append("Cookie: " + "; ".join(f"{k}={v}" for k, v in self.cookies.items()))
-            data = b""
-            if body is not None:
-                data = json.dumps(body).encode()
-                lines.append("Content-Type: application/json")
-                lines.append(f"Content-Length: {len(data)}")
-            for k, v in (headers or {}).items():
-                lines.append(f"{k}: {v}")
-            self.writer.write(("\r\n".join(lines) + "\r\n\r\n").encode() + data)
-            try:
-                return await self._response()
-            except (asyncio.IncompleteReadError, ConnectionResetError):
-                # A keep-alive connection the server closed; retry once on a new one.
-                await self.close()
-                if attempt:
-                    raise
-
-    async def _response(self):
-        head = await self.reader.readuntil(b"\r\n\r\n")
-        lines = head.decode("latin-1").split("\r\n")
-        status = int(lines[0].split()[1])
-        length, chunked, close = 0, False, False
-        location = None
-        for line in lines[1:]:
-            if not line:
-                continue
-            k, _, v = line.partition(":")
-            k, v = k.strip().lower(), v.strip()
-            if k == "content-length":
-                length = int(v)
-            elif k == "transfer-encoding" and "chunked" in v.lower():
-                chunked = True
-            elif k == "connection" and v.lower() == "close":
-                close = True
-            elif k == "location":
-                location = v
-            elif k == "set-cookie":
-                first = v.split(";", 1)[0]
-                name, _, value = first.partition("=")
-                if "max-age=0" in v.lower() or not value:
-                    self.cookies.pop(name.strip(), None)
-                else:
-                    self.cookies[name.strip()] = value.strip()
-        if chunked:
-            parts = []
-            while True:
-                size = int((await self.reader.readuntil(b"\r\n")).split(b";")[0], 16)
-                if size == 0:
-                    await self.reader.readuntil(b"\r\n")
-                    break
-                parts.append(await self.reader.readexactly(size))
-                await self.reader.readexactly(2)
-            data = b"".join(parts)
-        else:
-            data = await self.reader.readexactly(length) if length else b""
-        if close:
-            await self.close()
-        return status, location, data
-
-
 def component(data):
     try:
         return json.loads(data).get("component")
@@ -144,88 +51,18 @@ def component(data):
         return None
 
 
-class LoginError(Exception):
-    pass
-
-
-async def login(conn, username, password, steps):
-    """One login; appends each step's seconds to `steps`. Raises LoginError."""
-    conn.cookies.clear()
-
-    async def step(i, method, body, want_status, want_component=None):
-        t = time.perf_counter()
-        status, _, data = await conn.request(method, EXEC, body)
-        if method == "POST" and status == 302:
-            status, _, data = await conn.request("GET", EXEC)
-        steps[i].append(time.perf_counter() - t)
-        if status != want_status:
-            raise LoginError(f"{STEPS[i]}: status {status}: {data[:200]!r}")
-        if want_component and component(data) != want_component:
-            raise LoginError(f"{STEPS[i]}: {data[:200]!r}")
-        return data
-
-    await step(0, "GET", None, 200, "ak-stage-identification")
-    await step(1, "POST", {"component": "ak-stage-identification", "uid_field": username},
-               200, "ak-stage-password")
-    data = await step(2, "POST", {"component": "ak-stage-password", "password": password},
-                      200, "xak-flow-redirect")
-    if "authentik_session" not in conn.cookies:
-        raise LoginError(f"no session cookie after login: {data[:200]!r}")
-
-
-async def check_me(conn, username):
-    status, _, data = await conn.request("GET", "/api/v3/core/users/me/")
-    if status != 200:
-        return False
-    try:
-        return json.loads(data)["user"]["username"] == username
-    except (ValueError, KeyError, TypeError):
-        return False
-
-
-async def load(port, users, password, clients, warmup, duration):
-    t0 = time.perf_counter()
-    start, end = t0 + warmup, t0 + warmup + duration
-    latencies = []              # seconds, logins that started and ended inside the window
-    steps = [[] for _ in STEPS]  # per-request seconds, inside the window
-    counters = {"errors": 0, "me_ok": 0, "me_bad": 0, "warmup": 0, "late": 0}
-    errors = []
-
-    async def worker(idx):
-        conn = Conn(port)
-        n = 0
-        try:
-            while time.perf_counter() < end:
-                username = users[(idx + n * clients) % len(users)]
-                s = time.perf_counter()
-                local = [[] for _ in STEPS]
-                try:
-                    await login(conn, username, password, local)
-                except (LoginError, OSError, asyncio.IncompleteReadError, ValueError) as e:
-                    counters["errors"] += 1
-                    if len(errors) < 5:
-                        errors.append(f"{username}: {e}")
-                    await conn.close()
-                    n += 1
-                    continue
-                e_ = time.perf_counter()
-                if s >= start and e_ <= end:
-                    latencies.append(e_ - s)
-                    for i, v in enumerate(local):
-                        steps[i].extend(v)
-                elif e_ <= start:
-                    counters["warmup"] += 1
-                else:
-                    counters["late"] += 1
-                if n % 20 == 0:
-                    ok = await check_me(conn, username)
-                    counters["me_ok" if ok else "me_bad"] += 1
-                n += 1
-        finally:
-            await conn.close()
-
-    await asyncio.gather(*(worker(i) for i in range(clients)))
-    return latencies, steps, counters, errors
+async def load(loader, port, password, users, clients, warmup, duration, on_start):
+    """Runs the login_load client (a Rust binary, one thread) and returns its report.
+    `on_start(pid)` is called as soon as it runs, to take CPU marks of its process."""
+    proc = await asyncio.create_subprocess_exec(
+        loader, "--port", str(port), "--password", password, "--users", str(users),
+        "--clients", str(clients), "--warmup", str(warmup), "--duration", str(duration),
+        stdout=asyncio.subprocess.PIPE, stdin=asyncio.subprocess.DEVNULL)
+    on_start(proc.pid)
+    out, _ = await proc.communicate()
+    if proc.returncode != 0:
+        raise SystemExit(f"login_load failed with status {proc.returncode}")
+    return json.loads(out)
 
 
 # ------------------------------------------------------------------ server and measurements
@@ -390,6 +227,7 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--bin", required=True)
     ap.add_argument("--argon2-rate", required=True)
+    ap.add_argument("--loader", required=True)
     ap.add_argument("--workdir", required=True)
     ap.add_argument("--pidfile", required=True)
     ap.add_argument("--logdir", required=True)
@@ -450,24 +288,34 @@ def main():
         async def everything():
             st = asyncio.create_task(sampler())
             marks = {}
+            started = asyncio.get_running_loop().create_future()
+
+            def client_cpu():
+                # The load client's process and this script (the RSS sampler).
+                return proc_cpu(started.result()) + time.process_time()
 
             async def mark():
+                await started
                 await asyncio.sleep(args.warmup)
-                marks["c"], marks["s"], marks["w"] = (time.process_time(), proc_cpu(pid),
+                marks["c"], marks["s"], marks["w"] = (client_cpu(), proc_cpu(pid),
                                                       time.perf_counter())
                 marks["t"] = thread_cpu(pid)
                 await asyncio.sleep(args.duration)
-                marks["c2"], marks["s2"], marks["w2"] = (time.process_time(), proc_cpu(pid),
+                marks["c2"], marks["s2"], marks["w2"] = (client_cpu(), proc_cpu(pid),
                                                          time.perf_counter())
                 marks["t2"] = thread_cpu(pid)
             mt = asyncio.create_task(mark())
-            res = await load(port, users, password, args.clients, args.warmup, args.duration)
+            res = await load(args.loader, port, password, args.users, args.clients,
+                             args.warmup, args.duration, started.set_result)
             await mt
             stop_sampling[0] = True
             await st
             return res, marks
 
-        (latencies, steps, counters, errors), marks = asyncio.run(everything())
+        report, marks = asyncio.run(everything())
+        latencies, steps = report["latencies"], report["steps"]
+        counters = {k: report[k] for k in ("errors", "me_ok", "me_bad", "warmup", "late")}
+        errors = report["first_errors"]
         hwm_after = proc_status(pid, "VmHWM")
         rss_after = proc_status(pid, "VmRSS")
         alive = server.proc.poll() is None
@@ -494,8 +342,9 @@ def main():
     print(f"  load avg   : {' '.join(load_start)} at start, {' '.join(load_end)} at end "
           f"(other work on this machine skews every figure)")
     print(f"  flow       : {SLUG}, {flow_source}")
-    print(f"  client     : bench/login.py, one asyncio thread, keep-alive, one connection and "
-          f"cookie jar per client; it shares the {os.cpu_count()} cores with the server")
+    print(f"  client     : login_load (crates/portcullis-loadgen), one thread, keep-alive, one "
+          f"connection and cookie jar per client; it shares the {os.cpu_count()} cores with the "
+          f"server")
     print()
     print("  raw argon2id verify (m=19456 KiB, t=2, p=1), in-process, "
           f"{args.raw_threads} threads = server's password_hash_concurrency (default: CPUs)")
