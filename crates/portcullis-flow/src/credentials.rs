@@ -22,7 +22,17 @@ pub async fn verify_user_password(
         },
         None => None,
     };
-    let (Some(pk), Some(stored)) = (user_pk, stored) else {
+    verify_stored(svc, user_pk.zip(stored), password).await
+}
+
+/// Whether `password` matches the hash `user` (pk, stored hash) has; `None` (no such user, or
+/// no usable hash) costs a dummy check. Upgrades an outdated hash after a match.
+pub async fn verify_stored(
+    svc: &FlowServices,
+    user: Option<(i32, String)>,
+    password: &str,
+) -> Result<bool, StoreError> {
+    let Some((pk, stored)) = user else {
         svc.hasher.verify_dummy(password.to_owned()).await;
         return Ok(false);
     };

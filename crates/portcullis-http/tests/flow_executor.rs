@@ -1220,7 +1220,86 @@ async fn redirect_to_a_flow_keeps_the_context_when_asked(b: Backend) {
     }
 }
 
+/// The password stage checks the user as they are when the password arrives: a password
+/// changed or an account deactivated after the identification step counts, and a deactivated
+/// user's right password gets the same answer as a wrong one.
+async fn the_password_is_checked_against_the_user_as_it_is_now(b: Backend) {
+    let app = TestApp::spawn(b).await;
+    login_flow(&app).await;
+    let store = &app.state.store;
+    let alice = store
+        .create_user(NewUser::named("alice"), &Actor::system())
+        .await
+        .unwrap()
+        .user
+        .pk;
+    async fn set_password(app: &TestApp, pk: i32, pw: &str) {
+        let hash = app.state.hasher.hash(pw.into()).await.unwrap();
+        app.state
+            .store
+            .set_password(pk, Some(hash), &Actor::system())
+            .await
+            .unwrap();
+    }
+    async fn identify(br: &mut Browser) {
+        br.get(SLUG).await;
+        let r = br
+            .post(
+                SLUG,
+                json!({"component": "ak-stage-identification", "uid_field": "alice"}),
+            )
+            .await;
+        assert_eq!(component(&r), "ak-stage-password", "{:?}", r.body);
+    }
+    let password = |pw: &str| json!({"component": "ak-stage-password", "password": pw});
+    let invalid = |r: &Resp| {
+        assert_eq!(component(r), "ak-stage-password", "{:?}", r.body);
+        assert_eq!(
+            r.body["response_errors"]["password"][0]["string"],
+            "Invalid password"
+        );
+    };
+    set_password(&app, alice, PASSWORD).await;
+
+    // The password changes between the two steps: the old one no longer works.
+    let mut br = Browser::new(&app);
+    identify(&mut br).await;
+    set_password(&app, alice, "a new passphrase").await;
+    let r = br.post(SLUG, password(PASSWORD)).await;
+    invalid(&r);
+    let r = br.post(SLUG, password("a new passphrase")).await;
+    assert_eq!(component(&r), "xak-flow-redirect", "{:?}", r.body);
+    let me = br.me().await;
+    assert_eq!(me.status, StatusCode::OK);
+    assert_eq!(me.body["user"]["username"], "alice");
+
+    // Deactivated between the two steps: the right password is refused.
+    let mut br = Browser::new(&app);
+    identify(&mut br).await;
+    store
+        .update_user(
+            alice,
+            portcullis_core::UserPatch {
+                is_active: Some(false),
+                ..Default::default()
+            },
+            &Actor::system(),
+        )
+        .await
+        .unwrap();
+    let r = br.post(SLUG, password("a new passphrase")).await;
+    invalid(&r);
+    assert_eq!(br.me().await.status, StatusCode::UNAUTHORIZED);
+
+    // Inactive from the start: the same answer as a wrong password.
+    let mut br = Browser::new(&app);
+    invalid(&log_in(&mut br, "alice", "a new passphrase").await);
+    let mut br = Browser::new(&app);
+    invalid(&log_in(&mut br, "alice", "wrong").await);
+}
+
 both_backends!(
+    the_password_is_checked_against_the_user_as_it_is_now,
     redirect_to_a_flow_keeps_the_context_when_asked,
     brands_choose_their_flows,
     identification_links_to_enrollment_and_recovery,

@@ -59,7 +59,7 @@ pub use query::ListQuery;
 pub use sessions::ReputationRow;
 pub use stages::{StageFilter, stage_app_label};
 pub use tokens::TokenFilter;
-pub use users::{UserFilter, UserWithGroups};
+pub use users::{IdentifiedUser, UserFilter, UserWithGroups, identify_select};
 
 /// The advisory lock key that serializes migrations on PostgreSQL ("portcull" in ASCII).
 const MIGRATION_LOCK: i64 = 0x706f_7274_6375_6c6c;

@@ -120,6 +120,14 @@ pub(crate) async fn groups_of<C: ConnectionTrait>(
 /// User `pk` with its direct groups, in one query (the memberships joined in); the group tree
 /// above them costs a query only when those groups have parents.
 async fn load_by_id<C: ConnectionTrait>(db: &C, pk: i32) -> Result<UserWithGroups, StoreError> {
+    Ok(load_by_id_with_hash(db, pk).await?.0)
+}
+
+/// [`load_by_id`], and the user's usable password hash from the same row.
+async fn load_by_id_with_hash<C: ConnectionTrait>(
+    db: &C,
+    pk: i32,
+) -> Result<(UserWithGroups, Option<String>), StoreError> {
     use sea_orm::{JoinType, RelationDef};
     let membership: RelationDef = group_user::Entity::belongs_to(user::Entity)
         .from(group_user::Column::UserId)
@@ -151,7 +159,58 @@ async fn load_by_id<C: ConnectionTrait>(db: &C, pk: i32) -> Result<UserWithGroup
         .map(|g| group_to_domain(g, &parents))
         .collect();
     groups.sort_by(|a, b| a.name.cmp(&b.name));
-    to_domain(m, (groups, is_superuser))
+    let hash = usable_hash(&m.password);
+    Ok((to_domain(m, (groups, is_superuser))?, hash))
+}
+
+/// The query of [`Store::identify_users`] (pk and is_active of at most two users), public so
+/// that a test can ask the database for its plan; `None` for an unknown field.
+#[doc(hidden)]
+pub fn identify_select(
+    backend: crate::Backend,
+    field: &str,
+    value: &str,
+    case_insensitive: bool,
+) -> Option<sea_orm::Select<user::Entity>> {
+    use sea_orm::sea_query::{Expr, Func, SimpleExpr};
+    let column: SimpleExpr = match field {
+        "username" => Expr::col(user::Column::Username),
+        "email" => Expr::col(user::Column::Email),
+        "upn" => match backend {
+            crate::Backend::Sqlite => Expr::cust("json_extract(\"attributes\", '$.upn')"),
+            crate::Backend::Postgres => Expr::cust("(\"attributes\"::jsonb ->> 'upn')"),
+        },
+        _ => return None,
+    };
+    // Case-insensitive: `lower(column)`, which the expression indexes of migration m0009 cover
+    // for username and email.
+    let cond = if case_insensitive {
+        Expr::expr(Func::lower(column)).eq(value.to_lowercase())
+    } else {
+        column.eq(value)
+    };
+    // Only what identifying needs: the stages that follow load the user they go on with.
+    Some(
+        user::Entity::find()
+            .select_only()
+            .column(user::Column::Id)
+            .column(user::Column::IsActive)
+            .filter(cond)
+            .order_by_asc(user::Column::Id)
+            .limit(2),
+    )
+}
+
+/// A user an identifier names (see [`Store::identify_users`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct IdentifiedUser {
+    pub pk: i32,
+    pub is_active: bool,
+}
+
+/// The stored hash when it can verify a password (not empty, not marked unusable).
+fn usable_hash(stored: &str) -> Option<String> {
+    (!stored.is_empty() && !stored.starts_with(UNUSABLE_PASSWORD)).then(|| stored.to_owned())
 }
 
 async fn load<C: ConnectionTrait>(db: &C, m: user::Model) -> Result<UserWithGroups, StoreError> {
@@ -248,6 +307,15 @@ impl Store {
         load_by_id(&self.read, pk).await
     }
 
+    /// [`Store::find_user`] and [`Store::find_password_hash`] in one read, for a login that
+    /// needs both.
+    pub async fn find_user_for_login(
+        &self,
+        pk: i32,
+    ) -> Result<(UserWithGroups, Option<String>), StoreError> {
+        load_by_id_with_hash(&self.read, pk).await
+    }
+
     pub async fn find_user_by_username(
         &self,
         username: &str,
@@ -268,33 +336,15 @@ impl Store {
         field: &str,
         value: &str,
         case_insensitive: bool,
-    ) -> Result<Vec<UserWithGroups>, StoreError> {
-        use sea_orm::sea_query::{Expr, Func, SimpleExpr};
-        let column: SimpleExpr = match field {
-            "username" => Expr::col(user::Column::Username),
-            "email" => Expr::col(user::Column::Email),
-            "upn" => match self.backend {
-                crate::Backend::Sqlite => Expr::cust("json_extract(\"attributes\", '$.upn')"),
-                crate::Backend::Postgres => Expr::cust("(\"attributes\"::jsonb ->> 'upn')"),
-            },
-            _ => return Ok(Vec::new()),
+    ) -> Result<Vec<IdentifiedUser>, StoreError> {
+        let Some(select) = identify_select(self.backend, field, value, case_insensitive) else {
+            return Ok(Vec::new());
         };
-        let cond = if case_insensitive {
-            Expr::expr(Func::lower(column)).eq(value.to_lowercase())
-        } else {
-            column.eq(value)
-        };
-        let rows = user::Entity::find()
-            .filter(cond)
-            .order_by_asc(user::Column::Id)
-            .limit(2)
-            .all(&self.read)
-            .await?;
-        let mut out = Vec::with_capacity(rows.len());
-        for m in rows {
-            out.push(load(&self.read, m).await?);
-        }
-        Ok(out)
+        let rows: Vec<(i32, bool)> = select.into_tuple().all(&self.read).await?;
+        Ok(rows
+            .into_iter()
+            .map(|(pk, is_active)| IdentifiedUser { pk, is_active })
+            .collect())
     }
 
     pub async fn list_users(
@@ -512,13 +562,7 @@ impl Store {
             .one(&self.read)
             .await?
             .ok_or(StoreError::NotFound)?;
-        Ok(
-            if m.password.is_empty() || m.password.starts_with(UNUSABLE_PASSWORD) {
-                None
-            } else {
-                Some(m.password)
-            },
-        )
+        Ok(usable_hash(&m.password))
     }
 
     pub async fn touch_last_login(&self, pk: i32) -> Result<(), StoreError> {

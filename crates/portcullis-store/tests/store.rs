@@ -725,7 +725,110 @@ async fn unit_of_work_is_all_or_nothing(b: Backend) {
         .unwrap();
 }
 
+/// Identifying a user for a login: exact and case-insensitive, at most two answers (two means
+/// ambiguous), inactive users flagged; the case-insensitive query uses the lower() indexes;
+/// `find_user_for_login` brings the usable hash with the user.
+async fn identify_users_for_logins(b: Backend) {
+    use sea_orm::{ConnectionTrait, QueryTrait};
+    let (store, db) = test_store(b).await;
+    let mut n = NewUser::named("Carol");
+    n.email = "Shared@Example.com".into();
+    n.attributes = serde_json::json!({"upn": "carol@corp.example"});
+    n.password_hash = Some("$argon2id$fake-carol".into());
+    let carol = store.create_user(n, &actor()).await.unwrap();
+    let mut n = NewUser::named("dave");
+    n.email = "shared@example.com".into();
+    n.is_active = false;
+    let dave = store.create_user(n, &actor()).await.unwrap();
+
+    let pks = |v: Vec<portcullis_store::IdentifiedUser>| {
+        v.into_iter()
+            .map(|u| (u.pk, u.is_active))
+            .collect::<Vec<_>>()
+    };
+    let by = |f: &'static str, v: &'static str, ci: bool| {
+        let store = &store;
+        async move { pks(store.identify_users(f, v, ci).await.unwrap()) }
+    };
+    assert_eq!(
+        by("username", "Carol", false).await,
+        vec![(carol.user.pk, true)]
+    );
+    assert_eq!(by("username", "carol", false).await, vec![]);
+    assert_eq!(
+        by("username", "CAROL", true).await,
+        vec![(carol.user.pk, true)]
+    );
+    assert_eq!(
+        by("username", "DAVE", true).await,
+        vec![(dave.user.pk, false)]
+    );
+    assert_eq!(
+        by("email", "SHARED@example.COM", true).await,
+        vec![(carol.user.pk, true), (dave.user.pk, false)]
+    );
+    assert_eq!(
+        by("email", "shared@example.com", false).await,
+        vec![(dave.user.pk, false)]
+    );
+    assert_eq!(
+        by("upn", "carol@corp.example", false).await,
+        vec![(carol.user.pk, true)]
+    );
+    assert_eq!(by("nickname", "Carol", true).await, vec![]);
+    // Hostile input is a value, never SQL.
+    assert_eq!(by("username", "x' OR '1'='1", true).await, vec![]);
+
+    let (u, hash) = store.find_user_for_login(carol.user.pk).await.unwrap();
+    assert_eq!(u.user.username, "Carol");
+    assert_eq!(hash.as_deref(), Some("$argon2id$fake-carol"));
+    let (_, hash) = store.find_user_for_login(dave.user.pk).await.unwrap();
+    assert_eq!(hash, None, "no password set: no usable hash");
+    assert!(matches!(
+        store.find_user_for_login(dave.user.pk + 100).await,
+        Err(StoreError::NotFound)
+    ));
+
+    // The plan of the case-insensitive lookups names the expression indexes.
+    let conn = sea_orm::Database::connect(&db.url).await.unwrap();
+    let (backend, explain) = match b {
+        Backend::Sqlite => (portcullis_store::Backend::Sqlite, "EXPLAIN QUERY PLAN "),
+        Backend::Postgres => {
+            // Few rows: make the planner show whether it could use an index at all.
+            conn.execute_unprepared("SET enable_seqscan = off")
+                .await
+                .unwrap();
+            (portcullis_store::Backend::Postgres, "EXPLAIN ")
+        }
+    };
+    for (field, index) in [
+        ("username", "idx_users_username_lower"),
+        ("email", "idx_users_email_lower"),
+    ] {
+        let select = portcullis_store::identify_select(backend, field, "X", true).unwrap();
+        let stmt = select.build(conn.get_database_backend());
+        let plan_stmt = sea_orm::Statement::from_sql_and_values(
+            conn.get_database_backend(),
+            format!("{explain}{}", stmt.sql),
+            stmt.values.map(|v| v.0).unwrap_or_default(),
+        );
+        let rows = conn.query_all_raw(plan_stmt).await.unwrap();
+        let plan: Vec<String> = rows
+            .iter()
+            .map(|r| {
+                r.try_get_by_index::<String>(if b == Backend::Sqlite { 3 } else { 0 })
+                    .unwrap()
+            })
+            .collect();
+        assert!(
+            plan.iter().any(|l| l.contains(index)),
+            "{field}: {plan:?} should use {index}"
+        );
+    }
+}
+
 both_backends!(
+    identify_users_for_logins,
     superuser_status_is_inherited_from_parent_groups,
     unit_of_work_is_all_or_nothing,
     one_default_brand_migration,

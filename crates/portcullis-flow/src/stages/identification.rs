@@ -7,7 +7,7 @@
 //! same cost (a dummy password check). Nothing in the answers tells the two apart.
 
 use async_trait::async_trait;
-use portcullis_store::UserWithGroups;
+use portcullis_store::IdentifiedUser;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 use uuid::Uuid;
@@ -150,7 +150,7 @@ pub(crate) async fn find_user(
     uid: &str,
     fields: &[String],
     case_insensitive: bool,
-) -> Result<Option<UserWithGroups>, FlowError> {
+) -> Result<Option<IdentifiedUser>, FlowError> {
     for field in fields {
         let found = cx
             .svc
@@ -224,7 +224,7 @@ impl StageView for Identification {
         if let Some(u) = &user {
             cx.plan
                 .context
-                .insert(context::PENDING_USER.into(), json!(u.user.pk));
+                .insert(context::PENDING_USER.into(), json!(u.pk));
         }
         if c.password_stage.is_some() {
             // The password is checked here, with the password stage's backends.
@@ -234,7 +234,8 @@ impl StageView for Identification {
                         .error("password", "Password not set"),
                 ));
             };
-            let ok = super::password::authenticate(cx, user.as_ref(), &password, &uid).await?;
+            let usable = user.filter(|u| u.is_active).map(|u| u.pk);
+            let ok = super::password::authenticate(cx, usable, &password, &uid).await?;
             if !ok {
                 cx.plan.context.remove(context::PENDING_USER);
                 return Ok(Step::Invalid(

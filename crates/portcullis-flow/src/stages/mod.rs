@@ -62,27 +62,73 @@ pub struct StageCx<'a> {
 }
 
 /// The pending user as loaded earlier in this request: stages, policies and events all ask
-/// for it, and one load serves them (until something changes, e.g. user_write saves it).
+/// for it, and one load serves them (until something changes, e.g. user_write saves it). The
+/// same read brings the user's password hash, for a password stage in the same request.
 #[derive(Debug, Default)]
-pub struct UserMemo(std::sync::Mutex<Option<(u64, UserWithGroups)>>);
+pub struct UserMemo(std::sync::Mutex<Option<Memo>>);
+
+struct Memo {
+    generation: u64,
+    user: UserWithGroups,
+    hash: Option<String>,
+}
+
+impl std::fmt::Debug for Memo {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Memo")
+            .field("generation", &self.generation)
+            .field("user", &self.user.user.pk)
+            .field("hash", &self.hash.as_ref().map(|_| "<redacted>"))
+            .finish()
+    }
+}
 
 impl UserMemo {
+    fn fresh<T>(
+        &self,
+        store: &portcullis_store::Store,
+        pk: i32,
+        f: impl FnOnce(&Memo) -> T,
+    ) -> Option<T> {
+        let generation = store.changes();
+        self.0
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .as_ref()
+            .filter(|m| m.generation == generation && m.user.user.pk == pk)
+            .map(f)
+    }
+
     /// User `pk` with groups, from the memo when this process changed nothing since.
     pub async fn get(
         &self,
         store: &portcullis_store::Store,
         pk: i32,
     ) -> Result<UserWithGroups, StoreError> {
-        let generation = store.changes();
-        if let Some((g, u)) = &*self.0.lock().unwrap_or_else(|e| e.into_inner())
-            && *g == generation
-            && u.user.pk == pk
-        {
-            return Ok(u.clone());
+        if let Some(u) = self.fresh(store, pk, |m| m.user.clone()) {
+            return Ok(u);
         }
-        let u = store.find_user(pk).await?;
-        *self.0.lock().unwrap_or_else(|e| e.into_inner()) = Some((generation, u.clone()));
-        Ok(u)
+        let generation = store.changes();
+        let (user, hash) = store.find_user_for_login(pk).await?;
+        *self.0.lock().unwrap_or_else(|e| e.into_inner()) = Some(Memo {
+            generation,
+            user: user.clone(),
+            hash,
+        });
+        Ok(user)
+    }
+
+    /// User `pk`'s usable password hash: from the memo when it holds that user and this
+    /// process changed nothing since, else read (`NotFound` when there is no such user).
+    pub async fn password_hash(
+        &self,
+        store: &portcullis_store::Store,
+        pk: i32,
+    ) -> Result<Option<String>, StoreError> {
+        if let Some(h) = self.fresh(store, pk, |m| m.hash.clone()) {
+            return Ok(h);
+        }
+        store.find_password_hash(pk).await
     }
 }
 

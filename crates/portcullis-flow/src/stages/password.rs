@@ -10,7 +10,7 @@
 use async_trait::async_trait;
 use portcullis_core::{EventAction, NewEvent, TokenIntent};
 use portcullis_crypto::sha256_hex;
-use portcullis_store::{StoreError, UserWithGroups};
+use portcullis_store::StoreError;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 use uuid::Uuid;
@@ -89,12 +89,13 @@ fn challenge(cx: &StageCx<'_>, c: &Config) -> Challenge {
         .with("allow_show_password", c.allow_show_password)
 }
 
-/// Checks `password` for `user` with the stage's (or the default) backends. Records the
+/// Checks `password` for the user `usable` (the pk of an active user; `None` for unknown or
+/// inactive ones, which cost the same) with the stage's (or the default) backends. Records the
 /// outcome: `login_failed` and a reputation penalty on failure. On success the plan's context
 /// names the backend that accepted it.
 pub(crate) async fn authenticate(
     cx: &mut StageCx<'_>,
-    user: Option<&UserWithGroups>,
+    usable: Option<i32>,
     password: &str,
     identifier: &str,
 ) -> Result<bool, FlowError> {
@@ -102,7 +103,6 @@ pub(crate) async fn authenticate(
         .config::<Config>()
         .map(|c| c.backends)
         .unwrap_or_else(|_| default_backends());
-    let usable = user.filter(|u| u.user.is_active);
     let mut accepted: Option<&str> = None;
     if backends.iter().any(|b| b == BACKEND_INBUILT) && check_password(cx, usable, password).await?
     {
@@ -137,20 +137,28 @@ pub(crate) async fn authenticate(
     }
 }
 
-/// The user's own password. No user (or no usable hash) costs a dummy check.
+/// The user's own password. No user (or no usable hash) costs a dummy check. The hash comes
+/// from the user read earlier in this request when there was one (the pending user).
 async fn check_password(
     cx: &StageCx<'_>,
-    user: Option<&UserWithGroups>,
+    user: Option<i32>,
     password: &str,
 ) -> Result<bool, FlowError> {
-    let pk = user.map(|u| u.user.pk);
-    Ok(crate::credentials::verify_user_password(cx.svc, pk, password).await?)
+    let stored = match user {
+        Some(pk) => match cx.users.password_hash(&cx.svc.store, pk).await {
+            Ok(h) => h.map(|h| (pk, h)),
+            Err(StoreError::NotFound) => None,
+            Err(e) => return Err(e.into()),
+        },
+        None => None,
+    };
+    Ok(crate::credentials::verify_stored(cx.svc, stored, password).await?)
 }
 
 /// An unexpired app-password token of `user` whose key is `password`.
 async fn check_app_password(
     cx: &StageCx<'_>,
-    user: Option<&UserWithGroups>,
+    user: Option<i32>,
     password: &str,
 ) -> Result<bool, FlowError> {
     let token = match cx
@@ -164,7 +172,7 @@ async fn check_app_password(
         Err(e) => return Err(e.into()),
     };
     Ok(token.intent == TokenIntent::AppPassword
-        && user.is_some_and(|u| token.user_pk == u.user.pk)
+        && user == Some(token.user_pk)
         && !token.is_expired(cx.svc.clock.now()))
 }
 
@@ -248,8 +256,12 @@ impl StageView for Password {
             .and_then(Value::as_str)
             .unwrap_or("")
             .to_owned();
-        let user = cx.pending_user().await?;
-        if authenticate(cx, user.as_ref(), &password, &identifier).await? {
+        let usable = cx
+            .pending_user()
+            .await?
+            .filter(|u| u.user.is_active)
+            .map(|u| u.user.pk);
+        if authenticate(cx, usable, &password, &identifier).await? {
             cx.plan.context.remove(context::INVALID_ATTEMPTS);
             return Ok(Step::Next);
         }

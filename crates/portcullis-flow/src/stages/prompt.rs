@@ -190,7 +190,7 @@ impl StageView for PromptStage {
                 .identify_users("username", name, true)
                 .await?
                 .iter()
-                .any(|u| Some(u.user.pk) != pending);
+                .any(|u| Some(u.pk) != pending);
             if taken {
                 failed = true;
                 ch = ch.error(&f.config.field_key, "Username is already taken.");

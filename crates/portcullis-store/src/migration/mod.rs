@@ -14,6 +14,7 @@ mod m0005_flows;
 mod m0006_brand_flows;
 mod m0007_providers;
 mod m0008_oauth_grants;
+mod m0009_user_lower_indexes;
 
 pub struct Migrator;
 
@@ -29,6 +30,7 @@ impl MigratorTrait for Migrator {
             Box::new(m0006_brand_flows::Migration),
             Box::new(m0007_providers::Migration),
             Box::new(m0008_oauth_grants::Migration),
+            Box::new(m0009_user_lower_indexes::Migration),
         ]
     }
 }
