@@ -7,9 +7,10 @@
 //!
 //! Runs `--clients` concurrent logins as users `<prefix>0` .. `<prefix><users-1>` for
 //! `--warmup` + `--duration` seconds on one thread (it shares the cores with the server, so it
-//! should cost little CPU) and prints one JSON object on stdout: the latency of each login that
-//! started and ended inside the measured window, each request's latency, and counts of errors,
-//! logins outside the window and sampled `users/me/` checks.
+//! should cost little CPU) and prints one JSON object on stdout: how many logins ended inside the
+//! measured window (the throughput), the latency of each login that started and ended inside
+//! it, each request's latency, and counts of errors, logins outside the window and sampled
+//! `users/me/` checks.
 //!
 //! One login = 3 requests on one keep-alive connection with its own cookie jar:
 //!   GET  executor                -> ak-stage-identification
@@ -219,6 +220,10 @@ fn snippet(data: &[u8]) -> String {
 struct Stats {
     /// Seconds per login, for logins that started and ended inside the window.
     latencies: Vec<f64>,
+    /// Logins that ended inside the window, wherever they started: the throughput. (Counting
+    /// only those that also started inside would miss about one latency's worth of logins at
+    /// each end of the window.)
+    completed: u64,
     /// Seconds per request, by step, inside the window.
     steps: [Vec<f64>; 3],
     errors: u64,
@@ -305,6 +310,9 @@ async fn worker(idx: usize, args: std::sync::Arc<Args>, window: std::sync::Arc<W
             }
             Ok(times) => {
                 let e = Instant::now();
+                if e > window.start && e <= window.end {
+                    stats.completed += 1;
+                }
                 if s >= window.start && e <= window.end {
                     stats.latencies.push((e - s).as_secs_f64());
                     for (all, t) in stats.steps.iter_mut().zip(times) {
@@ -356,6 +364,7 @@ fn main() -> Result<(), BoxError> {
             for (all, part) in total.steps.iter_mut().zip(s.steps) {
                 all.extend(part);
             }
+            total.completed += s.completed;
             total.errors += s.errors;
             for e in s.first_errors {
                 if total.first_errors.len() < KEEP_ERRORS {
@@ -371,6 +380,7 @@ fn main() -> Result<(), BoxError> {
     })?;
     let report = json!({
         "latencies": total.latencies,
+        "completed": total.completed,
         "steps": total.steps,
         "step_names": STEPS,
         "errors": total.errors,
