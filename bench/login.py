@@ -63,9 +63,10 @@ async def load(loader, port, password, users, clients, warmup, duration, on_star
     """Runs the login_load client (a Rust binary, one thread) and returns its report.
     `on_start(pid)` is called as soon as it runs, to take CPU marks of its process."""
     proc = await asyncio.create_subprocess_exec(
-        loader, "--port", str(port), "--password", password, "--users", str(users),
+        loader, "--port", str(port), "--users", str(users),
         "--clients", str(clients), "--warmup", str(warmup), "--duration", str(duration),
-        stdout=asyncio.subprocess.PIPE, stdin=asyncio.subprocess.DEVNULL)
+        stdout=asyncio.subprocess.PIPE, stdin=asyncio.subprocess.DEVNULL,
+        env={**os.environ, "LOGIN_LOAD_PASSWORD": password})
     on_start(proc.pid)
     out, _ = await proc.communicate()
     if proc.returncode != 0:

@@ -1004,7 +1004,52 @@ async fn password_login(backend: Backend) {
     assert_eq!(t.events("login_failed").await, 2);
 }
 
+/// The per-request user memo never serves a password hash that a write in this process
+/// replaced: setting a password and upgrading a hash both count as changes.
+async fn user_memo_never_serves_a_replaced_hash(b: Backend) {
+    let (store, _db) = test_store(b).await;
+    let mut n = NewUser::named("memo");
+    n.password_hash = Some("$argon2id$first".into());
+    let pk = store
+        .create_user(n, &Actor::system())
+        .await
+        .unwrap()
+        .user
+        .pk;
+    let memo = portcullis_flow::stages::UserMemo::default();
+    memo.get(&store, pk).await.unwrap();
+    assert_eq!(
+        memo.password_hash(&store, pk).await.unwrap().as_deref(),
+        Some("$argon2id$first")
+    );
+    store
+        .set_password(pk, Some("$argon2id$second".into()), &Actor::system())
+        .await
+        .unwrap();
+    assert_eq!(
+        memo.password_hash(&store, pk).await.unwrap().as_deref(),
+        Some("$argon2id$second")
+    );
+    memo.get(&store, pk).await.unwrap();
+    assert!(
+        store
+            .upgrade_password_hash(pk, "$argon2id$second", "$argon2id$third".into())
+            .await
+            .unwrap()
+    );
+    assert_eq!(
+        memo.password_hash(&store, pk).await.unwrap().as_deref(),
+        Some("$argon2id$third")
+    );
+    // Another user's pk is never answered from the memo.
+    assert!(matches!(
+        memo.password_hash(&store, pk + 1000).await,
+        Err(portcullis_store::StoreError::NotFound)
+    ));
+}
+
 both_backends!(
+    user_memo_never_serves_a_replaced_hash,
     enroll_creates_and_logs_in,
     prompt_field_errors_never_advance,
     password_mismatch,

@@ -1,6 +1,8 @@
 //! Users and their passwords. Invariants: usernames are unique; a user's `is_superuser` is
 //! true exactly when one of its groups is a superuser group; the password hash never leaves
-//! this module except through `find_password_hash`.
+//! this module except through `find_password_hash` and `find_user_for_login`, for a password
+//! check. Writing a password counts as a change (`Store::changes`), so a per-request copy of a
+//! user or hash read earlier is not used after it.
 
 use std::collections::HashMap;
 
@@ -534,6 +536,8 @@ impl Store {
         am.update(&txn).await?;
         record(&txn, self, actor, password_event(&m)).await?;
         txn.commit().await?;
+        // A user (and hash) read before this in the process is out of date.
+        self.changed();
         Ok(())
     }
 
@@ -553,6 +557,9 @@ impl Store {
             .filter(user::Column::Password.eq(old))
             .exec(&self.write)
             .await?;
+        if r.rows_affected == 1 {
+            self.changed();
+        }
         Ok(r.rows_affected == 1)
     }
 

@@ -790,7 +790,10 @@ async fn identify_users_for_logins(b: Backend) {
     ));
 
     // The plan of the case-insensitive lookups names the expression indexes.
-    let conn = sea_orm::Database::connect(&db.url).await.unwrap();
+    // One connection: the `SET` below must reach the session that runs the `EXPLAIN`s.
+    let mut opts = sea_orm::ConnectOptions::new(db.url.clone());
+    opts.max_connections(1).min_connections(1);
+    let conn = sea_orm::Database::connect(opts).await.unwrap();
     let (backend, explain) = match b {
         Backend::Sqlite => (portcullis_store::Backend::Sqlite, "EXPLAIN QUERY PLAN "),
         Backend::Postgres => {

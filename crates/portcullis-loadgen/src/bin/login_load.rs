@@ -1,9 +1,12 @@
 //! Password logins through the JSON flow executor, for `bench/login`.
 //!
 //! ```sh
-//! login_load --port PORT --password PW [--clients 64] [--warmup 2] [--duration 15]
+//! LOGIN_LOAD_PASSWORD=PW login_load --port PORT [--clients 64] [--warmup 2] [--duration 15]
 //!            [--users 128] [--user-prefix login-bench-] [--flow default-authentication-flow]
 //! ```
+//!
+//! The users' password comes from `LOGIN_LOAD_PASSWORD` (or `--password`, which other users of
+//! the machine can read in the process list).
 //!
 //! Runs `--clients` concurrent logins as users `<prefix>0` .. `<prefix><users-1>` for
 //! `--warmup` + `--duration` seconds on one thread (it shares the cores with the server, so it
@@ -51,7 +54,7 @@ struct Args {
 }
 
 fn usage() -> String {
-    "usage: login_load --port PORT --password PW [--clients N] [--warmup S] [--duration S] \
+    "usage: LOGIN_LOAD_PASSWORD=PW login_load --port PORT [--clients N] [--warmup S] [--duration S] \
      [--users N] [--user-prefix P] [--flow SLUG]"
         .to_owned()
 }
@@ -64,7 +67,7 @@ fn parse_args() -> Result<Args, String> {
         duration: 15.0,
         users: 128,
         prefix: "login-bench-".to_owned(),
-        password: String::new(),
+        password: std::env::var("LOGIN_LOAD_PASSWORD").unwrap_or_default(),
         flow: "default-authentication-flow".to_owned(),
     };
     let mut it = std::env::args().skip(1);

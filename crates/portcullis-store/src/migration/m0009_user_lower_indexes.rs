@@ -15,14 +15,17 @@ impl MigrationName for Migration {
 impl MigrationTrait for Migration {
     async fn up(&self, m: &SchemaManager) -> Result<(), DbErr> {
         // Expression indexes: the schema builder has no form for them, the SQL is the same on
-        // SQLite and PostgreSQL.
+        // SQLite and PostgreSQL. `IF NOT EXISTS`: SQLite runs migrations outside a transaction,
+        // so a failure after the first index must not stop the rerun.
         let db = m.get_connection();
         db.execute_unprepared(
-            "CREATE INDEX idx_users_username_lower ON \"users\" (lower(\"username\"))",
+            "CREATE INDEX IF NOT EXISTS idx_users_username_lower ON \"users\" (lower(\"username\"))",
         )
         .await?;
-        db.execute_unprepared("CREATE INDEX idx_users_email_lower ON \"users\" (lower(\"email\"))")
-            .await?;
+        db.execute_unprepared(
+            "CREATE INDEX IF NOT EXISTS idx_users_email_lower ON \"users\" (lower(\"email\"))",
+        )
+        .await?;
         Ok(())
     }
 }
