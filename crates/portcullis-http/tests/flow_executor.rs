@@ -209,7 +209,8 @@ async fn login_flow(app: &TestApp) -> Flow {
 
 const SLUG: &str = "default-authentication-flow";
 
-async fn log_in(b: &mut Browser, username: &str, password: &str) -> Resp {
+/// Starts the login flow and answers the identification stage: the password challenge is next.
+async fn identify(b: &mut Browser, username: &str) {
     let r = b.get(SLUG).await;
     assert_eq!(component(&r), "ak-stage-identification", "{:?}", r.body);
     let r = b
@@ -219,6 +220,10 @@ async fn log_in(b: &mut Browser, username: &str, password: &str) -> Resp {
         )
         .await;
     assert_eq!(component(&r), "ak-stage-password", "{:?}", r.body);
+}
+
+async fn log_in(b: &mut Browser, username: &str, password: &str) -> Resp {
+    identify(b, username).await;
     b.solve(
         SLUG,
         json!({"component": "ak-stage-password", "password": password}),
@@ -1241,16 +1246,6 @@ async fn the_password_is_checked_against_the_user_as_it_is_now(b: Backend) {
             .await
             .unwrap();
     }
-    async fn identify(br: &mut Browser) {
-        br.get(SLUG).await;
-        let r = br
-            .post(
-                SLUG,
-                json!({"component": "ak-stage-identification", "uid_field": "alice"}),
-            )
-            .await;
-        assert_eq!(component(&r), "ak-stage-password", "{:?}", r.body);
-    }
     let password = |pw: &str| json!({"component": "ak-stage-password", "password": pw});
     let invalid = |r: &Resp| {
         assert_eq!(component(r), "ak-stage-password", "{:?}", r.body);
@@ -1263,7 +1258,7 @@ async fn the_password_is_checked_against_the_user_as_it_is_now(b: Backend) {
 
     // The password changes between the two steps: the old one no longer works.
     let mut br = Browser::new(&app);
-    identify(&mut br).await;
+    identify(&mut br, "alice").await;
     set_password(&app, alice, "a new passphrase").await;
     let r = br.post(SLUG, password(PASSWORD)).await;
     invalid(&r);
@@ -1275,7 +1270,7 @@ async fn the_password_is_checked_against_the_user_as_it_is_now(b: Backend) {
 
     // Deactivated between the two steps: the right password is refused.
     let mut br = Browser::new(&app);
-    identify(&mut br).await;
+    identify(&mut br, "alice").await;
     store
         .update_user(
             alice,
